@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS system_configs;
+DROP TABLE IF EXISTS operation_logs;
+DROP TABLE IF EXISTS download_records;
+DROP TABLE IF EXISTS templates;
+DROP TABLE IF EXISTS video_segments;
+DROP TABLE IF EXISTS processing_results;
+DROP TABLE IF EXISTS processing_tasks;
+DROP TABLE IF EXISTS videos;
+DROP TABLE IF EXISTS user_quotas;
+DROP TABLE IF EXISTS user_configs;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Throwaway MariaDB and Redis for the demo and the tests.
+#
+#   scripts/services.sh up     install what is missing, start both servers on
+#                              free ports under .local/services/, write .env
+#   scripts/services.sh down   stop them (data stays until `rm -rf .local`)
+#   scripts/services.sh status
+#
+# Nothing here touches system-wide services: the servers run as children of
+# this machine's user, with their data, sockets, logs and pid files in the
+# project's git-ignored .local/ directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir="$root/.local/services"
+db_dir="$dir/mariadb"
+redis_dir="$dir/redis"
+storage_dir="$root/.local/storage"
+
+log() { echo "services: $*" >&2; }
+
+# Debian packages the project needs at run time and for tests.
+need_packages() {
+  local missing=()
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+  [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+  command -v sox >/dev/null 2>&1 || missing+=(sox)
+  printf '%s\n' "${missing[@]}"
+}
+
+install_packages() {
+  local missing
+  missing=$(need_packages | xargs)
+  [ -z "$missing" ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo="sudo"
+    else
+      log "missing packages; run: sudo apt-get update && sudo apt-get install -y $missing"
+      exit 1
+    fi
+  fi
+  log "installing: $missing"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2
+}
+
+# A TCP port nobody listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+mariadbd_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
+
+db_running() { [ -f "$db_dir/pid" ] && kill -0 "$(cat "$db_dir/pid")" 2>/dev/null; }
+redis_running() { [ -f "$redis_dir/pid" ] && kill -0 "$(cat "$redis_dir/pid")" 2>/dev/null; }
+
+start_mariadb() {
+  mkdir -p "$db_dir"
+  if db_running; then return 0; fi
+  if [ ! -d "$db_dir/data/mysql" ]; then
+    log "initialising MariaDB in $db_dir/data"
+    mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$db_dir/data" \
+      --auth-root-authentication-method=normal --skip-test-db >"$db_dir/install.log" 2>&1
+  fi
+  local port
+  port=$(cat "$db_dir/port" 2>/dev/null || free_port)
+  echo "$port" >"$db_dir/port"
+  "$(mariadbd_bin)" --no-defaults --user="$(id -un)" --datadir="$db_dir/data" \
+    --socket="$db_dir/sock" --port="$port" --bind-address=127.0.0.1 \
+    --pid-file="$db_dir/pid" --log-error="$db_dir/err.log" --skip-log-bin \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
+    --max-connections=500 >/dev/null 2>&1 &
+  for _ in $(seq 1 100); do
+    mariadb-admin --no-defaults --socket="$db_dir/sock" -uroot ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  mariadb-admin --no-defaults --socket="$db_dir/sock" -uroot ping >/dev/null 2>&1 \
+    || { log "MariaDB did not start; see $db_dir/err.log"; exit 1; }
+  mariadb --no-defaults --socket="$db_dir/sock" -uroot \
+    -e "CREATE DATABASE IF NOT EXISTS videoclip CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+  log "MariaDB on 127.0.0.1:$port"
+}
+
+start_redis() {
+  mkdir -p "$redis_dir"
+  if redis_running; then return 0; fi
+  local port
+  port=$(cat "$redis_dir/port" 2>/dev/null || free_port)
+  echo "$port" >"$redis_dir/port"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$redis_dir" --save "" \
+    --appendonly no --daemonize yes --pidfile "$redis_dir/pid" --logfile "$redis_dir/log"
+  for _ in $(seq 1 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  log "Redis on 127.0.0.1:$port"
+}
+
+write_env() {
+  mkdir -p "$storage_dir"
+  cat >"$root/.env" <<ENV
+# Written by scripts/services.sh: throwaway servers under .local/services.
+DATABASE_URL=mysql://root@127.0.0.1:$(cat "$db_dir/port")/videoclip
+REDIS_URL=redis://127.0.0.1:$(cat "$redis_dir/port")/0
+STORAGE_URL=file://$storage_dir
+ENV
+  log "wrote $root/.env"
+}
+
+stop_all() {
+  if db_running; then
+    mariadb-admin --no-defaults --socket="$db_dir/sock" -uroot shutdown 2>/dev/null \
+      || kill "$(cat "$db_dir/pid")"
+    log "MariaDB stopped"
+  fi
+  if redis_running; then
+    kill "$(cat "$redis_dir/pid")"
+    log "Redis stopped"
+  fi
+}
+
+case "${1:-up}" in
+  up) install_packages; start_mariadb; start_redis; write_env ;;
+  down) stop_all ;;
+  status)
+    db_running && echo "mariadb: running on $(cat "$db_dir/port")" || echo "mariadb: stopped"
+    redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped" ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

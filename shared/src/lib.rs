@@ -1,0 +1,22 @@
+//! What the scheduler, the worker and the enqueue CLI share: the schema and
+//! its models, all SQL (one module per table), the Redis side of the queue,
+//! configuration, storage and media probing.
+//!
+//! Layering: `schema`/`models` know nothing; the table modules (`tasks`,
+//! `users`, `videos`) use them through `db`; `queue` is Redis only. The
+//! binaries combine them. No module here starts tasks of its own.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod logging;
+pub mod models;
+pub mod probe;
+pub mod queue;
+pub mod schema;
+pub mod storage;
+pub mod tasks;
+pub mod users;
+pub mod videos;
+
+pub use error::{bad_input_reason, one_line, BadInput};

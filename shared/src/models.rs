@@ -1,0 +1,162 @@
+//! Rows as the code sees them, and the enums behind the seed's TINYINT codes.
+
+use crate::schema::{processing_results, processing_tasks, users, videos};
+use bigdecimal::BigDecimal;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `processing_tasks.status`, as CONTRACT.md fixes the codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Pending = 0,
+    Processing = 1,
+    Completed = 2,
+    Failed = 3,
+    Cancelled = 4,
+}
+
+impl TaskStatus {
+    /// The database code.
+    pub fn code(self) -> i8 {
+        self as i8
+    }
+
+    /// The status for a database code; unknown codes are reported, not guessed.
+    pub fn from_code(code: i8) -> anyhow::Result<Self> {
+        Ok(match code {
+            0 => Self::Pending,
+            1 => Self::Processing,
+            2 => Self::Completed,
+            3 => Self::Failed,
+            4 => Self::Cancelled,
+            other => anyhow::bail!("unknown task status code {other}"),
+        })
+    }
+
+    /// Lower-case name, as shown by the CLI and written to `task:status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// True once nothing more will happen to the task by itself.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// The kinds of task a worker knows how to run (`processing_tasks.task_type`).
+pub mod task_type {
+    /// Transcribe, detect selling points, cut clips.
+    pub const VIDEO_CLIP: &str = "video_clip";
+    /// Sleep, then write one result row: the queue path without media work.
+    pub const NOOP: &str = "noop";
+}
+
+/// A `users` row.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub status: i8,
+}
+
+/// A user about to be created.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+}
+
+/// A `videos` row about to be registered.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = videos)]
+pub struct NewVideo {
+    pub user_id: i64,
+    pub filename: String,
+    pub original_filename: String,
+    pub file_path: String,
+    pub file_size: i64,
+    pub file_hash: Option<String>,
+    pub mime_type: Option<String>,
+    pub duration: Option<BigDecimal>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub frame_rate: Option<BigDecimal>,
+    pub bitrate: Option<i64>,
+}
+
+/// A `videos` row as the worker reads it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = videos)]
+pub struct Video {
+    pub id: i64,
+    pub user_id: i64,
+    pub filename: String,
+    pub original_filename: String,
+    pub file_path: String,
+    pub file_size: i64,
+    pub file_hash: Option<String>,
+    pub status: i8,
+}
+
+/// A `processing_tasks` row about to be created (status pending).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = processing_tasks)]
+pub struct NewTask {
+    pub task_id: String,
+    pub user_id: i64,
+    pub video_id: i64,
+    pub task_type: String,
+    pub config: Option<serde_json::Value>,
+    pub priority: i8,
+    pub max_retries: i8,
+}
+
+/// What `enqueue status` shows of a task.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = processing_tasks)]
+pub struct TaskSummary {
+    pub task_id: String,
+    pub task_type: String,
+    #[serde(skip)]
+    pub status: i8,
+    pub priority: i8,
+    pub progress: i8,
+    pub current_step: Option<String>,
+    pub retry_count: i8,
+    pub max_retries: i8,
+    pub attempts: i32,
+    pub error_message: Option<String>,
+    pub lease_owner: Option<String>,
+    pub created_at: Option<NaiveDateTime>,
+    pub queued_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub actual_duration: Option<i32>,
+}
+
+/// A `processing_results` row about to be written with its task's completion.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = processing_results)]
+pub struct NewResult {
+    pub task_id: i64,
+    pub user_id: i64,
+    pub video_id: i64,
+    pub result_type: String,
+    pub result_data: Option<serde_json::Value>,
+    pub file_path: Option<String>,
+    pub file_size: Option<i64>,
+    pub metadata: Option<serde_json::Value>,
+}

@@ -1,0 +1,234 @@
+//! The Redis side of the queue: two lists of task ids, status cache keys,
+//! and a marker that tells whether Redis still holds what the scheduler put
+//! there.
+//!
+//! Redis is transport and cache only. The lists carry public task ids and
+//! nothing else; a worker that pops an id claims the row in the database,
+//! so a duplicate or stale id costs one no-op UPDATE and nothing more. That
+//! is what makes pushing twice, re-pushing after a crash and rebuilding
+//! after a Redis flush safe.
+//!
+//! Keys (CONTRACT.md, plus `queue:epoch`):
+//! - `queue:high_priority`, `queue:video_processing`: lists, pushed at the
+//!   tail (RPUSH), popped at the head (BLMPOP ... LEFT): FIFO, and
+//!   BLMPOP takes from the first list before the second: strict priority.
+//! - `task:status:{task_id}`: JSON `{status, progress, current_step,
+//!   updated_at}`, TTL 1 hour.
+//! - `queue:epoch`: set by the scheduler when it (re)builds the queues. If it
+//!   is missing, Redis lost its data (restart without persistence, FLUSHALL)
+//!   and the scheduler pushes every pending task again.
+
+use crate::config::redact_url;
+use crate::models::TaskStatus;
+use crate::BadInput;
+use anyhow::Context;
+use fred::prelude::*;
+use fred::types::lists::LMoveDirection;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// List of tasks with priority up to the high-priority threshold.
+pub const HIGH_PRIORITY_QUEUE: &str = "queue:high_priority";
+/// List of every other task.
+pub const NORMAL_QUEUE: &str = "queue:video_processing";
+/// Present while Redis holds the queues the scheduler built.
+pub const EPOCH_KEY: &str = "queue:epoch";
+/// Lifetime of a `task:status:*` key.
+pub const STATUS_TTL_SECONDS: i64 = 3600;
+
+/// The status cache key of a task.
+pub fn status_key(task_id: &str) -> String {
+    format!("task:status:{task_id}")
+}
+
+/// The list a task of this priority goes to.
+pub fn queue_for_priority(priority: i8, high_priority_threshold: i8) -> &'static str {
+    if priority <= high_priority_threshold {
+        HIGH_PRIORITY_QUEUE
+    } else {
+        NORMAL_QUEUE
+    }
+}
+
+/// The JSON stored at `task:status:{task_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CachedStatus {
+    /// `processing_tasks.status` code.
+    pub status: i8,
+    pub progress: i8,
+    pub current_step: Option<String>,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+impl CachedStatus {
+    /// A status stamped with the current time.
+    pub fn now(status: TaskStatus, progress: i8, current_step: Option<&str>) -> Self {
+        CachedStatus {
+            status: status.code(),
+            progress,
+            current_step: current_step.map(str::to_string),
+            updated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// Builds and connects a fred client that reconnects with backoff forever.
+/// A bad URL is [`BadInput`]; an unreachable server is reported once the
+/// first command fails.
+async fn connect_client(url: &str) -> anyhow::Result<Client> {
+    let config = Config::from_url(url)
+        .map_err(|e| BadInput::new(format!("invalid REDIS_URL {}: {e}", redact_url(url))))?;
+    let client = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+            c.internal_command_timeout = Duration::from_secs(10);
+            c.max_command_attempts = 10;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build()
+        .context("building the Redis client")?;
+    client.init().await.map_err(|e| {
+        BadInput::new(format!("cannot connect to Redis at {}: {e}", redact_url(url)))
+    })?;
+    Ok(client)
+}
+
+/// Shared, multiplexed Redis access for pushes, lengths and status keys.
+#[derive(Clone)]
+pub struct Queue {
+    client: Client,
+}
+
+impl Queue {
+    /// Connects to Redis at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Ok(Queue { client: connect_client(url).await? })
+    }
+
+    /// Appends task ids to the tail of their lists (or, with `to_front`, to
+    /// the head of the high-priority list, for aged tasks), in one pipeline.
+    pub async fn push<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = (&'a str, i8)>,
+        high_priority_threshold: i8,
+        to_front: bool,
+    ) -> anyhow::Result<()> {
+        let mut high = Vec::new();
+        let mut normal = Vec::new();
+        for (task_id, priority) in tasks {
+            if to_front || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE {
+                high.push(task_id.to_string());
+            } else {
+                normal.push(task_id.to_string());
+            }
+        }
+        let pipeline = self.client.pipeline();
+        if !high.is_empty() {
+            if to_front {
+                // LPUSH reverses its arguments; reverse first so the oldest is popped first.
+                high.reverse();
+                let _: () = pipeline.lpush(HIGH_PRIORITY_QUEUE, high).await?;
+            } else {
+                let _: () = pipeline.rpush(HIGH_PRIORITY_QUEUE, high).await?;
+            }
+        }
+        if !normal.is_empty() {
+            let _: () = pipeline.rpush(NORMAL_QUEUE, normal).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await.context("pushing task ids to Redis")?;
+        Ok(())
+    }
+
+    /// Lengths of (`queue:high_priority`, `queue:video_processing`) and
+    /// whether `queue:epoch` exists, in one round trip.
+    pub async fn lengths_and_epoch(&self) -> anyhow::Result<(u64, u64, bool)> {
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
+        let _: () = pipeline.llen(NORMAL_QUEUE).await?;
+        let _: () = pipeline.exists(EPOCH_KEY).await?;
+        let (high, normal, epoch): (u64, u64, u64) = pipeline.all().await.context("reading queue lengths")?;
+        Ok((high, normal, epoch > 0))
+    }
+
+    /// Marks the queues as built by this Redis instance (see [`EPOCH_KEY`]).
+    pub async fn set_epoch(&self) -> anyhow::Result<()> {
+        let stamp = chrono::Utc::now().to_rfc3339();
+        let _: () = self.client.set(EPOCH_KEY, stamp, None, None, false).await.context("setting queue:epoch")?;
+        Ok(())
+    }
+
+    /// Writes `task:status:{task_id}` for many tasks in one pipeline, each
+    /// with the 1-hour TTL.
+    pub async fn set_statuses<'a>(
+        &self,
+        statuses: impl IntoIterator<Item = (&'a str, CachedStatus)>,
+    ) -> anyhow::Result<()> {
+        let pipeline = self.client.pipeline();
+        let mut any = false;
+        for (task_id, status) in statuses {
+            let json = serde_json::to_string(&status)?;
+            let _: () = pipeline
+                .set(status_key(task_id), json, Some(Expiration::EX(STATUS_TTL_SECONDS)), None, false)
+                .await?;
+            any = true;
+        }
+        if any {
+            let _: Vec<Value> = pipeline.all().await.context("writing task:status keys")?;
+        }
+        Ok(())
+    }
+
+    /// The cached status of a task, if the key exists.
+    pub async fn get_status(&self, task_id: &str) -> anyhow::Result<Option<CachedStatus>> {
+        let json: Option<String> = self.client.get(status_key(task_id)).await.context("reading task:status")?;
+        json.map(|j| serde_json::from_str(&j).context("parsing task:status")).transpose()
+    }
+
+    /// The underlying client, for the rare command not wrapped here.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A dedicated connection for the worker's blocking pops (a blocking command
+/// would stall every other command on a shared connection).
+pub struct Popper {
+    client: Client,
+}
+
+impl Popper {
+    /// Connects a client of its own to Redis at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Ok(Popper { client: connect_client(url).await? })
+    }
+
+    /// Pops up to `max` task ids, from `queue:high_priority` if it has any,
+    /// else from `queue:video_processing`, waiting up to `timeout` for one
+    /// to arrive. Returns an empty list on timeout.
+    pub async fn pop(&self, max: usize, timeout: Duration) -> anyhow::Result<Vec<String>> {
+        let result: Result<Value, Error> = self
+            .client
+            .blmpop(
+                timeout.as_secs_f64(),
+                vec![HIGH_PRIORITY_QUEUE, NORMAL_QUEUE],
+                LMoveDirection::Left,
+                Some(max as i64),
+            )
+            .await;
+        let value = match result {
+            Ok(value) => value,
+            Err(e) if *e.kind() == ErrorKind::Timeout => return Ok(Vec::new()),
+            Err(e) => return Err(e).context("popping task ids from Redis"),
+        };
+        // Reply: nil, or [list name, [id, ...]].
+        match value {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(mut parts) if parts.len() == 2 => {
+                let ids: Vec<String> = parts.pop().unwrap_or(Value::Null).convert()?;
+                Ok(ids)
+            }
+            other => anyhow::bail!("unexpected BLMPOP reply {other:?}"),
+        }
+    }
+}

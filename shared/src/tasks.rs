@@ -1,0 +1,538 @@
+//! All SQL on `processing_tasks`: creating tasks, the scheduler's queries,
+//! claiming, heartbeats and finishing.
+//!
+//! The queue protocol in one paragraph: a task is created pending
+//! (`status = 0`, `queued_at IS NULL`). The scheduler selects due pending rows
+//! by priority then age, pushes their ids to Redis and sets `queued_at`. A
+//! worker pops ids and claims them with one guarded UPDATE (`status 0 -> 1`),
+//! which only the first claimer wins; the claim writes a [`Lease`] (a unique
+//! owner string, an expiry, and `attempts + 1` as the fencing token). The
+//! worker finishes a batch of tasks in one transaction that first locks the
+//! rows and keeps only those whose lease is still the worker's and unexpired,
+//! so a worker that lost its lease cannot commit. Every statement handles
+//! many rows: the queue's speed comes from batching, not from fast single
+//! statements.
+
+use crate::db::PooledConnection;
+use crate::models::{NewResult, NewTask, TaskStatus, TaskSummary};
+use crate::queue::Queue;
+use crate::schema::{processing_results, processing_tasks as pt};
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp, TinyInt};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+/// Rows per multi-row INSERT or `IN (...)` list.
+pub const BATCH_ROWS: usize = 1000;
+
+/// Database time with milliseconds; all queue times are the database's own,
+/// so clocks of workers and schedulers never matter.
+fn now3() -> diesel::expression::SqlLiteral<Timestamp> {
+    sql::<Timestamp>("NOW(3)")
+}
+
+/// `NOW(3) + INTERVAL millis MICROSECOND*1000`, for lease expiries and backoff.
+fn now_plus_millis(millis: u64) -> diesel::expression::SqlLiteral<Timestamp> {
+    sql::<Timestamp>(&format!("NOW(3) + INTERVAL {} MICROSECOND", millis * 1000))
+}
+
+/// Inserts pending tasks, [`BATCH_ROWS`] per statement, and returns how many
+/// rows were written.
+pub async fn insert_tasks(conn: &mut PooledConnection<'_>, tasks: &[NewTask]) -> anyhow::Result<usize> {
+    let mut written = 0;
+    for chunk in tasks.chunks(BATCH_ROWS) {
+        written += diesel::insert_into(pt::table)
+            .values(chunk)
+            .execute(conn)
+            .await
+            .context("inserting processing_tasks rows")?;
+    }
+    Ok(written)
+}
+
+/// A task the scheduler is about to push to Redis.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DueTask {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub task_id: String,
+    #[diesel(sql_type = TinyInt)]
+    pub priority: i8,
+}
+
+/// Which due tasks [`queue_due_tasks`] selects.
+#[derive(Debug, Clone, Copy)]
+pub enum DueSelection {
+    /// Pending tasks not yet in Redis, by priority then age: the normal path.
+    ByPriority,
+    /// Pending tasks not yet in Redis that have waited longer than this many
+    /// seconds, oldest first, whatever their priority (aging).
+    WaitingLongerThan(u32),
+    /// Pending tasks already pushed to Redis more than this many seconds ago
+    /// and still not claimed: starved behind higher priorities, or their
+    /// Redis entry was lost. Pushed again (duplicates are harmless).
+    QueuedLongerThan(u32),
+}
+
+/// Selects up to `limit` due tasks, pushes their ids into Redis (aged and
+/// re-pushed tasks to the head of the high-priority list, others to the tail
+/// of their priority's list),
+/// and marks them queued, all in one transaction: rows are locked
+/// (`FOR UPDATE SKIP LOCKED`, so concurrent schedulers take disjoint rows)
+/// until the push has succeeded and `queued_at` is written. A worker that pops
+/// an id before the commit blocks on the row lock and then sees the row
+/// queued, so no entry is ever dropped by that race; if the push fails nothing
+/// is marked. Returns the tasks pushed.
+pub async fn queue_due_tasks(
+    conn: &mut PooledConnection<'_>,
+    selection: DueSelection,
+    limit: usize,
+    queue: &Queue,
+    high_priority_threshold: i8,
+) -> anyhow::Result<Vec<DueTask>> {
+    // The index hints keep MariaDB from choosing a filesort, which would make
+    // SKIP LOCKED lock every pending row (NOTES.md).
+    let query = match selection {
+        DueSelection::ByPriority => format!(
+            "SELECT id, task_id, priority FROM processing_tasks FORCE INDEX (idx_queue) \
+             WHERE status = 0 AND queued_at IS NULL AND next_attempt_at <= NOW(3) \
+             ORDER BY priority, id LIMIT {limit} FOR UPDATE SKIP LOCKED"
+        ),
+        DueSelection::WaitingLongerThan(secs) => format!(
+            "SELECT id, task_id, priority FROM processing_tasks FORCE INDEX (idx_waiting_since) \
+             WHERE status = 0 AND queued_at IS NULL AND next_attempt_at <= NOW(3) - INTERVAL {secs} SECOND \
+             ORDER BY next_attempt_at LIMIT {limit} FOR UPDATE SKIP LOCKED"
+        ),
+        DueSelection::QueuedLongerThan(secs) => format!(
+            "SELECT id, task_id, priority FROM processing_tasks FORCE INDEX (idx_queue) \
+             WHERE status = 0 AND queued_at < NOW(3) - INTERVAL {secs} SECOND \
+             LIMIT {limit} FOR UPDATE SKIP LOCKED"
+        ),
+    };
+    conn.transaction(async move |conn| -> anyhow::Result<Vec<DueTask>> {
+        let due: Vec<DueTask> = diesel::sql_query(query).load(conn).await.context("selecting due tasks")?;
+        if due.is_empty() {
+            return Ok(due);
+        }
+        let to_front = !matches!(selection, DueSelection::ByPriority);
+        queue
+            .push(due.iter().map(|t| (t.task_id.as_str(), t.priority)), high_priority_threshold, to_front)
+            .await?;
+        let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
+        diesel::update(pt::table.filter(pt::id.eq_any(&ids)))
+            .set(pt::queued_at.eq(now3().nullable()))
+            .execute(conn)
+            .await
+            .context("marking tasks queued")?;
+        Ok(due)
+    })
+    .await
+}
+
+/// Forgets that pending tasks were pushed to Redis (`queued_at = NULL`), so
+/// the scheduler pushes them again: used after Redis lost its data. Works
+/// in batches; returns the number of tasks reset.
+pub async fn forget_queued(conn: &mut PooledConnection<'_>) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = diesel::sql_query(format!(
+            "UPDATE processing_tasks SET queued_at = NULL \
+             WHERE status = 0 AND queued_at IS NOT NULL LIMIT {BATCH_ROWS}"
+        ))
+        .execute(conn)
+        .await
+        .context("resetting queued tasks")?;
+        total += n;
+        if n < BATCH_ROWS {
+            return Ok(total);
+        }
+    }
+}
+
+/// The right to run one task: who holds it and with which fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `processing_tasks.id`.
+    pub id: i64,
+    /// Unique per claim: `{worker id}#{claim batch}`.
+    pub owner: String,
+    /// `attempts` after the claim: the fencing token.
+    pub token: i32,
+}
+
+/// A task a worker has claimed, with everything needed to run it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pt)]
+pub struct ClaimedTask {
+    pub id: i64,
+    pub task_id: String,
+    pub user_id: i64,
+    pub video_id: i64,
+    pub task_type: String,
+    pub config: Option<serde_json::Value>,
+    pub priority: i8,
+    pub retry_count: i8,
+    pub max_retries: i8,
+    pub attempts: i32,
+    #[diesel(select_expression = pt::lease_owner.assume_not_null())]
+    pub lease_owner: String,
+}
+
+impl ClaimedTask {
+    /// The lease this claim holds.
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id, owner: self.lease_owner.clone(), token: self.attempts }
+    }
+}
+
+/// Claims the pending, due tasks among `task_ids` for `owner` (unique to
+/// this call) with a lease of `lease_millis`. Ids of tasks that are running,
+/// finished, cancelled, waiting out a retry backoff or unknown are dropped:
+/// that is how stale and duplicate queue entries disappear. Returns the
+/// tasks won, in no particular order.
+pub async fn claim_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+    owner: &str,
+    lease_millis: u64,
+) -> anyhow::Result<Vec<ClaimedTask>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let won = diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq(TaskStatus::Pending.code()))
+            .filter(pt::next_attempt_at.le(now3())),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Processing.code()),
+        pt::lease_owner.eq(owner),
+        pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()),
+        pt::attempts.eq(pt::attempts + 1),
+        pt::started_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+        pt::progress.eq(0),
+        pt::current_step.eq("started"),
+        pt::error_message.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await
+    .context("claiming tasks")?;
+    if won == 0 {
+        return Ok(Vec::new());
+    }
+    pt::table
+        .filter(pt::task_id.eq_any(task_ids))
+        .filter(pt::lease_owner.eq(owner))
+        .filter(pt::status.eq(TaskStatus::Processing.code()))
+        .select(ClaimedTask::as_select())
+        .load(conn)
+        .await
+        .context("reading claimed tasks")
+}
+
+/// Extends the leases of tasks still held by this worker (`owner_prefix` is
+/// the worker id; each lease owner starts with it). Returns how many leases
+/// were extended; fewer than asked means some were lost (reaped or
+/// cancelled).
+pub async fn renew_leases(
+    conn: &mut PooledConnection<'_>,
+    ids: &[i64],
+    owner_prefix: &str,
+    lease_millis: u64,
+) -> anyhow::Result<usize> {
+    let mut renewed = 0;
+    for chunk in ids.chunks(BATCH_ROWS) {
+        renewed += diesel::update(
+            pt::table
+                .filter(pt::id.eq_any(chunk))
+                .filter(pt::status.eq(TaskStatus::Processing.code()))
+                .filter(pt::lease_owner.like(format!("{owner_prefix}#%"))),
+        )
+        .set(pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()))
+        .execute(conn)
+        .await
+        .context("renewing leases")?;
+    }
+    Ok(renewed)
+}
+
+/// How a worker's run of a task ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Done: write these result rows and mark the task completed.
+    Completed { results: Vec<NewResult> },
+    /// Failed. `retryable` failures go back to pending with a backoff until
+    /// `max_retries` is used up; the others fail at once.
+    Failed { reason: String, retryable: bool },
+    /// Not run (worker shutting down): back to pending at once, no retry
+    /// counted.
+    HandedBack,
+}
+
+/// What [`finish_tasks`] did with one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The task now has this status.
+    Committed(TaskStatus),
+    /// Back to pending, to run again (a retry or a hand-back).
+    Requeued,
+    /// The lease was no longer ours (expired, taken over, cancelled):
+    /// nothing was written.
+    LeaseLost,
+}
+
+/// A row as locked by [`finish_tasks`] to check its lease.
+#[derive(QueryableByName)]
+struct LockedTask {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    lease_owner: Option<String>,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = TinyInt)]
+    status: i8,
+    #[diesel(sql_type = TinyInt)]
+    retry_count: i8,
+    #[diesel(sql_type = TinyInt)]
+    max_retries: i8,
+    #[diesel(sql_type = Bool)]
+    lease_valid: bool,
+}
+
+/// Backoff before retry number `retry` (1-based): exponential from
+/// `base_millis`, capped at an hour, with full jitter in its upper half so a
+/// burst of failures does not come back as a burst.
+pub fn backoff_millis(retry: u32, base_millis: u64) -> u64 {
+    let exp = base_millis.saturating_mul(1u64 << retry.saturating_sub(1).min(20)).min(3_600_000);
+    let jitter = rand_fraction();
+    exp / 2 + ((exp / 2) as f64 * jitter) as u64
+}
+
+/// A number in [0, 1) that differs between calls; enough for jitter.
+fn rand_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Finishes a batch of tasks in one transaction: locks their rows, keeps
+/// those whose lease is still the caller's (same owner and token, status
+/// processing, not expired), then writes every completion with its result
+/// rows, every failure and every hand-back. Returns one [`Finished`] per
+/// input, in input order. `retry_base_millis` is the first retry's backoff.
+pub async fn finish_tasks(
+    conn: &mut PooledConnection<'_>,
+    batch: Vec<(Lease, Outcome)>,
+    retry_base_millis: u64,
+) -> anyhow::Result<Vec<Finished>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    conn.transaction(async move |conn| -> anyhow::Result<Vec<Finished>> {
+        let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
+        let locked: Vec<LockedTask> = diesel::sql_query(format!(
+            "SELECT id, lease_owner, attempts, status, retry_count, max_retries, \
+             (lease_expires_at > NOW(3)) AS lease_valid \
+             FROM processing_tasks WHERE id IN ({}) FOR UPDATE",
+            ids.join(",")
+        ))
+        .load(conn)
+        .await
+        .context("locking finished tasks")?;
+        let locked: std::collections::HashMap<i64, LockedTask> = locked.into_iter().map(|t| (t.id, t)).collect();
+
+        let mut report = Vec::with_capacity(batch.len());
+        let mut completed_ids = Vec::new();
+        let mut results = Vec::new();
+        for (lease, outcome) in batch {
+            let row = locked.get(&lease.id).filter(|row| {
+                row.status == TaskStatus::Processing.code()
+                    && row.lease_owner.as_deref() == Some(lease.owner.as_str())
+                    && row.attempts == lease.token
+                    && row.lease_valid
+            });
+            let Some(row) = row else {
+                report.push(Finished::LeaseLost);
+                continue;
+            };
+            match outcome {
+                Outcome::Completed { results: rows } => {
+                    completed_ids.push(lease.id);
+                    results.extend(rows);
+                    report.push(Finished::Committed(TaskStatus::Completed));
+                }
+                Outcome::HandedBack => {
+                    diesel::update(pt::table.find(lease.id))
+                        .set((
+                            pt::status.eq(TaskStatus::Pending.code()),
+                            pt::queued_at.eq(None::<NaiveDateTime>),
+                            pt::lease_expires_at.eq(None::<NaiveDateTime>),
+                            pt::current_step.eq("handed back"),
+                            pt::next_attempt_at.eq(now3()),
+                        ))
+                        .execute(conn)
+                        .await
+                        .context("handing a task back")?;
+                    report.push(Finished::Requeued);
+                }
+                Outcome::Failed { reason, retryable } => {
+                    let retries_left = row.retry_count < row.max_retries;
+                    if retryable && retries_left {
+                        let retry = (row.retry_count as u32) + 1;
+                        diesel::update(pt::table.find(lease.id))
+                            .set((
+                                pt::status.eq(TaskStatus::Pending.code()),
+                                pt::queued_at.eq(None::<NaiveDateTime>),
+                                pt::lease_expires_at.eq(None::<NaiveDateTime>),
+                                pt::retry_count.eq(sql::<TinyInt>("retry_count + 1")),
+                                pt::next_attempt_at.eq(now_plus_millis(backoff_millis(retry, retry_base_millis))),
+                                pt::current_step.eq("waiting to retry"),
+                                pt::error_message.eq(&reason),
+                            ))
+                            .execute(conn)
+                            .await
+                            .context("scheduling a retry")?;
+                        report.push(Finished::Requeued);
+                    } else {
+                        let message = if retryable {
+                            format!("{reason} (gave up after {} retries)", row.retry_count)
+                        } else {
+                            reason
+                        };
+                        diesel::update(pt::table.find(lease.id))
+                            .set((
+                                pt::status.eq(TaskStatus::Failed.code()),
+                                pt::lease_expires_at.eq(None::<NaiveDateTime>),
+                                pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+                                pt::actual_duration.eq(sql::<Nullable<Integer>>("TIMESTAMPDIFF(SECOND, started_at, NOW())")),
+                                pt::current_step.eq("failed"),
+                                pt::error_message.eq(&message),
+                            ))
+                            .execute(conn)
+                            .await
+                            .context("marking a task failed")?;
+                        report.push(Finished::Committed(TaskStatus::Failed));
+                    }
+                }
+            }
+        }
+        for chunk in completed_ids.chunks(BATCH_ROWS) {
+            diesel::update(pt::table.filter(pt::id.eq_any(chunk)))
+                .set((
+                    pt::status.eq(TaskStatus::Completed.code()),
+                    pt::progress.eq(100),
+                    pt::current_step.eq("completed"),
+                    pt::lease_expires_at.eq(None::<NaiveDateTime>),
+                    pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+                    pt::actual_duration.eq(sql::<Nullable<Integer>>("TIMESTAMPDIFF(SECOND, started_at, NOW())")),
+                ))
+                .execute(conn)
+                .await
+                .context("marking tasks completed")?;
+        }
+        for chunk in results.chunks(BATCH_ROWS) {
+            diesel::insert_into(processing_results::table)
+                .values(chunk)
+                .execute(conn)
+                .await
+                .context("writing processing_results rows")?;
+        }
+        Ok(report)
+    })
+    .await
+}
+
+/// Records a running task's step and progress (0..=100), only while the
+/// caller still holds its lease. Returns false if the lease is gone.
+pub async fn record_progress(
+    conn: &mut PooledConnection<'_>,
+    lease: &Lease,
+    step: &str,
+    progress: i8,
+) -> anyhow::Result<bool> {
+    let n = diesel::update(
+        pt::table
+            .find(lease.id)
+            .filter(pt::status.eq(TaskStatus::Processing.code()))
+            .filter(pt::lease_owner.eq(&lease.owner))
+            .filter(pt::attempts.eq(lease.token)),
+    )
+    .set((pt::current_step.eq(step), pt::progress.eq(progress)))
+    .execute(conn)
+    .await
+    .context("recording progress")?;
+    Ok(n == 1)
+}
+
+/// Returns running tasks whose lease expired to pending (`retry_count + 1`,
+/// queued again at once), or fails those that used up `max_retries`.
+/// Returns (requeued, failed).
+pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<(usize, usize)> {
+    conn.transaction(async |conn| -> anyhow::Result<(usize, usize)> {
+        let failed = diesel::sql_query(format!(
+            "UPDATE processing_tasks FORCE INDEX (idx_queue) SET status = {failed}, \
+             error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
+             current_step = 'failed', completed_at = NOW(), lease_expires_at = NULL \
+             WHERE status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
+            failed = TaskStatus::Failed.code(),
+            running = TaskStatus::Processing.code(),
+        ))
+        .execute(conn)
+        .await
+        .context("failing tasks whose lease expired too often")?;
+        let requeued = diesel::sql_query(format!(
+            "UPDATE processing_tasks FORCE INDEX (idx_queue) SET status = {pending}, queued_at = NULL, \
+             retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
+             current_step = 'lease expired', \
+             error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
+             WHERE status = {running} AND lease_expires_at < NOW(3)",
+            pending = TaskStatus::Pending.code(),
+            running = TaskStatus::Processing.code(),
+        ))
+        .execute(conn)
+        .await
+        .context("requeueing tasks whose lease expired")?;
+        Ok((requeued, failed))
+    })
+    .await
+}
+
+/// True while any task is pending (queued or not) or running: what
+/// `--exit-when-idle` waits for.
+pub async fn any_active(conn: &mut PooledConnection<'_>) -> anyhow::Result<bool> {
+    let found: Option<i64> = pt::table
+        .filter(pt::status.le(TaskStatus::Processing.code()))
+        .select(pt::id)
+        .first(conn)
+        .await
+        .optional()
+        .context("looking for active tasks")?;
+    Ok(found.is_some())
+}
+
+/// The status of each task among `task_ids` (public ids), in no particular
+/// order; unknown ids are simply absent.
+pub async fn find_summaries(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<Vec<TaskSummary>> {
+    pt::table
+        .filter(pt::task_id.eq_any(task_ids))
+        .select(TaskSummary::as_select())
+        .load(conn)
+        .await
+        .context("reading tasks")
+}
+
+/// Number of tasks per status code, for `enqueue queues`.
+pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<Vec<(i8, i64)>> {
+    pt::table
+        .group_by(pt::status)
+        .select((pt::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+        .context("counting tasks by status")
+}
