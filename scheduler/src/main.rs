@@ -1,1 +1,67 @@
-fn main(){}
+//! `scheduler`: moves due pending tasks from the database into the Redis
+//! queues, by priority then age.
+//!
+//! Any number may run at once: each tick's work is a set of transactions
+//! using `FOR UPDATE SKIP LOCKED` or idempotent UPDATEs, so two schedulers
+//! never push the same row in the same tick, and a duplicate push (which
+//! can happen across ticks after a crash) is dropped by the workers' claim.
+
+mod tick;
+
+use clap::Parser;
+use shared::config::{load_dotenv, QueueSettings, Settings};
+use shared::shutdown::Shutdown;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "scheduler", version, about = "Queue due tasks into Redis by priority")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(flatten)]
+    queue: QueueSettings,
+    /// Pause between ticks when there was nothing to do (milliseconds)
+    #[arg(long, env = "SCHEDULER_TICK_MS", default_value_t = 100)]
+    tick_ms: u64,
+    /// Fewest task ids to keep waiting in Redis (more when workers consume faster)
+    #[arg(long, env = "SCHEDULER_MIN_QUEUED", default_value_t = 2000)]
+    min_queued: u64,
+    /// Exit 0 once no task is pending, queued or running
+    #[arg(long)]
+    exit_when_idle: bool,
+}
+
+fn main() -> ExitCode {
+    load_dotenv();
+    let cli = Cli::parse();
+    shared::logging::init(cli.settings.log_format, "info");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if shared::bad_input_reason(&err).is_some() { 2 } else { 1 };
+            tracing::error!("scheduler stopped: {}", shared::one_line(&err));
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing::info!(settings = %cli.settings.describe(), "scheduler starting");
+    let pool = shared::db::connect(cli.settings.require_database_url()?, 4).await?;
+    let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
+    let (shutdown, _trigger) = Shutdown::on_signals();
+    let options = tick::Options {
+        high_priority_threshold: cli.queue.high_priority_threshold,
+        max_wait_seconds: cli.queue.max_wait_seconds,
+        min_queued: cli.min_queued,
+        tick: Duration::from_millis(cli.tick_ms),
+        exit_when_idle: cli.exit_when_idle,
+    };
+    tick::run(pool, queue, options, shutdown).await
+}

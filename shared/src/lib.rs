@@ -14,6 +14,7 @@ pub mod models;
 pub mod probe;
 pub mod queue;
 pub mod schema;
+pub mod shutdown;
 pub mod storage;
 pub mod tasks;
 pub mod users;

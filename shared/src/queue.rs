@@ -108,15 +108,15 @@ impl Queue {
 
     /// Appends task ids to the tail of their lists (or, with `to_front`, to
     /// the head of the high-priority list, for aged tasks), in one pipeline.
-    pub async fn push<'a>(
+    pub async fn push(
         &self,
-        tasks: impl IntoIterator<Item = (&'a str, i8)>,
+        tasks: &[(&str, i8)],
         high_priority_threshold: i8,
         to_front: bool,
     ) -> anyhow::Result<()> {
         let mut high = Vec::new();
         let mut normal = Vec::new();
-        for (task_id, priority) in tasks {
+        for &(task_id, priority) in tasks {
             if to_front || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE {
                 high.push(task_id.to_string());
             } else {
@@ -160,14 +160,11 @@ impl Queue {
 
     /// Writes `task:status:{task_id}` for many tasks in one pipeline, each
     /// with the 1-hour TTL.
-    pub async fn set_statuses<'a>(
-        &self,
-        statuses: impl IntoIterator<Item = (&'a str, CachedStatus)>,
-    ) -> anyhow::Result<()> {
+    pub async fn set_statuses(&self, statuses: &[(String, CachedStatus)]) -> anyhow::Result<()> {
         let pipeline = self.client.pipeline();
         let mut any = false;
         for (task_id, status) in statuses {
-            let json = serde_json::to_string(&status)?;
+            let json = serde_json::to_string(status)?;
             let _: () = pipeline
                 .set(status_key(task_id), json, Some(Expiration::EX(STATUS_TTL_SECONDS)), None, false)
                 .await?;

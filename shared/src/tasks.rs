@@ -119,7 +119,7 @@ pub async fn queue_due_tasks(
         }
         let to_front = !matches!(selection, DueSelection::ByPriority);
         queue
-            .push(due.iter().map(|t| (t.task_id.as_str(), t.priority)), high_priority_threshold, to_front)
+            .push(&due.iter().map(|t| (t.task_id.as_str(), t.priority)).collect::<Vec<_>>(), high_priority_threshold, to_front)
             .await?;
         let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
         diesel::update(pt::table.filter(pt::id.eq_any(&ids)))
@@ -235,29 +235,44 @@ pub async fn claim_tasks(
 }
 
 /// Extends the leases of tasks still held by this worker (`owner_prefix` is
-/// the worker id; each lease owner starts with it). Returns how many leases
-/// were extended; fewer than asked means some were lost (reaped or
-/// cancelled).
+/// the worker id; each lease owner starts with it) and returns the ids whose
+/// lease is still the worker's. An id missing from the answer lost its lease
+/// (cancelled, reaped, taken over): its run must stop.
 pub async fn renew_leases(
     conn: &mut PooledConnection<'_>,
     ids: &[i64],
     owner_prefix: &str,
     lease_millis: u64,
-) -> anyhow::Result<usize> {
-    let mut renewed = 0;
+) -> anyhow::Result<Vec<i64>> {
+    let mut held = Vec::with_capacity(ids.len());
+    let pattern = format!("{owner_prefix}#%");
     for chunk in ids.chunks(BATCH_ROWS) {
-        renewed += diesel::update(
+        let renewed = diesel::update(
             pt::table
                 .filter(pt::id.eq_any(chunk))
                 .filter(pt::status.eq(TaskStatus::Processing.code()))
-                .filter(pt::lease_owner.like(format!("{owner_prefix}#%"))),
+                .filter(pt::lease_owner.like(&pattern)),
         )
         .set(pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()))
         .execute(conn)
         .await
         .context("renewing leases")?;
+        if renewed == chunk.len() {
+            held.extend_from_slice(chunk);
+            continue;
+        }
+        // Some row did not change: find out which are still ours.
+        let still: Vec<i64> = pt::table
+            .filter(pt::id.eq_any(chunk))
+            .filter(pt::status.eq(TaskStatus::Processing.code()))
+            .filter(pt::lease_owner.like(&pattern))
+            .select(pt::id)
+            .load(conn)
+            .await
+            .context("checking leases")?;
+        held.extend(still);
     }
-    Ok(renewed)
+    Ok(held)
 }
 
 /// How a worker's run of a task ended.
@@ -535,4 +550,48 @@ pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<
         .load(conn)
         .await
         .context("counting tasks by status")
+}
+
+/// Cancels the pending or running tasks among `task_ids` (public ids) and
+/// returns how many were cancelled. A pending task will never be claimed; a
+/// running one loses its lease at once, so its worker cannot commit and
+/// stops it at its next lease check.
+pub async fn cancel_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<usize> {
+    diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.le(TaskStatus::Processing.code())),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Cancelled.code()),
+        pt::current_step.eq("cancelled"),
+        pt::lease_expires_at.eq(None::<NaiveDateTime>),
+        pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+    ))
+    .execute(conn)
+    .await
+    .context("cancelling tasks")
+}
+
+/// Makes the failed or cancelled tasks among `task_ids` pending again with
+/// a fresh retry budget; returns how many.
+pub async fn retry_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<usize> {
+    diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq_any([TaskStatus::Failed.code(), TaskStatus::Cancelled.code()])),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Pending.code()),
+        pt::queued_at.eq(None::<NaiveDateTime>),
+        pt::next_attempt_at.eq(now3()),
+        pt::retry_count.eq(0),
+        pt::progress.eq(0),
+        pt::current_step.eq("pending"),
+        pt::error_message.eq(None::<String>),
+        pt::completed_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .await
+    .context("retrying tasks")
 }

@@ -1,1 +1,212 @@
-fn main(){}
+//! `worker`: takes tasks from the Redis queues by priority and runs them
+//! under a lease, committing each outcome exactly once.
+//!
+//! Map of this crate:
+//! - `fetch`: the apalis backend (Redis pop + database claim);
+//! - `held`, `heartbeat`, `cancel`: the leases this process holds, kept alive
+//!   once a second, and the flag that stops a task whose lease is gone;
+//! - `jobs`: what each `task_type` does, returning an outcome;
+//! - `finisher`: group commit of outcomes under the lease;
+//! - this file: flags, wiring, and the shutdown sequence.
+
+mod cancel;
+mod fetch;
+mod finisher;
+mod heartbeat;
+mod held;
+mod jobs;
+
+use apalis::prelude::*;
+use clap::Parser;
+use fetch::FetchState;
+use finisher::Finisher;
+use held::HeldTasks;
+use shared::config::{load_dotenv, QueueSettings, Settings};
+use shared::shutdown::Shutdown;
+use shared::tasks::{ClaimedTask, Outcome};
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "worker", version, about = "Run video-clipping tasks from the queue")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(flatten)]
+    queue: QueueSettings,
+    /// Tasks run at once by this process
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// On SIGTERM, how long running tasks may take to finish before they
+    /// are handed back to the queue (seconds)
+    #[arg(long, env = "WORKER_GRACE_SECONDS", default_value_t = 20)]
+    grace_seconds: u64,
+    /// First retry's backoff (milliseconds); doubles each retry, with jitter
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// Exit 0 once no task is pending, queued or running
+    #[arg(long)]
+    exit_when_idle: bool,
+}
+
+fn main() -> ExitCode {
+    load_dotenv();
+    let cli = Cli::parse();
+    shared::logging::init(cli.settings.log_format, "info");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if shared::bad_input_reason(&err).is_some() { 2 } else { 1 };
+            tracing::error!("worker stopped: {}", shared::one_line(&err));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A name unique to this process: host, pid and a random suffix.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{host}:{}:{:04x}", std::process::id(), nanos & 0xffff)
+}
+
+/// What every task run can reach.
+struct WorkerState {
+    held: Arc<HeldTasks>,
+    finisher: Finisher,
+}
+
+/// apalis handler: run the task, commit its outcome, forget its lease.
+async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), Infallible> {
+    let Some(held) = state.held.get(&task.task_id) else {
+        return Ok(());
+    };
+    let span = tracing::info_span!("task", task_id = %task.task_id, task_type = %task.task_type, attempt = task.attempts);
+    let _enter = span.enter();
+    drop(_enter);
+    let outcome = jobs::run(&task, &held.cancel).await;
+    if let Outcome::Failed { reason, retryable } = &outcome {
+        tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
+    }
+    match state.finisher.finish(&task.task_id, held.lease.clone(), outcome).await {
+        Ok(finished) => tracing::debug!(task_id = %task.task_id, ?finished, "task finished"),
+        Err(e) => tracing::error!(task_id = %task.task_id, "outcome not committed: {e}"),
+    }
+    state.held.remove(&task.task_id);
+    Ok(())
+}
+
+/// apalis acknowledgement: a run that panicked (caught by `catch_panic`)
+/// never reached the finisher; fail it as transient so it is retried.
+#[derive(Clone)]
+struct PanicAck {
+    state: Arc<WorkerState>,
+}
+
+impl Acknowledge<()> for PanicAck {
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<(), Infallible>>;
+
+    fn ack(&mut self, result: &Result<(), BoxDynError>, ctx: &ExecutionContext) -> Self::Future {
+        if let (Err(error), Some(id)) = (result, ctx.task_id()) {
+            let task_id = id.to_string();
+            if let Some(held) = self.state.held.remove(&task_id) {
+                let finisher = self.state.finisher.clone();
+                let reason = format!("worker panicked: {error}");
+                tracing::error!(%task_id, "{reason}");
+                tokio::spawn(async move {
+                    let _ = finisher.finish(&task_id, held.lease, Outcome::Failed { reason, retryable: true }).await;
+                });
+            }
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let id = worker_id();
+    tracing::info!(worker = %id, concurrency = cli.concurrency, settings = %cli.settings.describe(), "worker starting");
+    let concurrency = cli.concurrency as usize;
+    let pool = shared::db::connect(cli.settings.require_database_url()?, (concurrency as u32 / 8).clamp(4, 32)).await?;
+    let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
+    let popper = shared::queue::Popper::connect(&cli.settings.redis_url).await?;
+    let lease_millis = u64::from(cli.queue.lease_seconds) * 1000;
+    let (shutdown, trigger) = Shutdown::on_signals();
+
+    let held = Arc::new(HeldTasks::default());
+    let finisher = Finisher::start(pool.clone(), queue.clone(), cli.retry_base_ms);
+    let heartbeat = tokio::spawn(heartbeat::run(pool.clone(), held.clone(), id.clone(), lease_millis, shutdown.clone()));
+    let fetch_state = Arc::new(FetchState::new(
+        pool.clone(),
+        queue.clone(),
+        popper,
+        held.clone(),
+        id.clone(),
+        lease_millis,
+        concurrency,
+        cli.exit_when_idle,
+    ));
+    let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone() });
+
+    // Stop on a signal, or when idle with --exit-when-idle.
+    let stop = {
+        let mut shutdown = shutdown.clone();
+        let fetch_state = fetch_state.clone();
+        let trigger = trigger.clone();
+        async move {
+            loop {
+                if fetch_state.idle.load(Ordering::SeqCst) {
+                    tracing::info!("no task pending, queued or running: exiting");
+                    trigger.trigger();
+                    break;
+                }
+                if shutdown.sleep(Duration::from_millis(100)).await {
+                    break;
+                }
+            }
+            fetch_state.stopping.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    };
+
+    let worker_state = state.clone();
+    let backend_state = fetch_state.clone();
+    let name = id.clone();
+    Monitor::new()
+        .register(move |_restarts| {
+            WorkerBuilder::new(name.as_str())
+                .backend(fetch::backend(backend_state.clone()))
+                .concurrency(concurrency)
+                .ack_with(PanicAck { state: worker_state.clone() })
+                .catch_panic()
+                .data(worker_state.clone())
+                .parallelize(tokio::spawn)
+                .build(handle)
+        })
+        .shutdown_timeout(Duration::from_secs(cli.grace_seconds))
+        .run_with_signal(stop)
+        .await?;
+
+    // Whatever is still held was claimed but not finished in the grace
+    // period: hand it back so another worker takes it at once.
+    let leftovers = held.drain();
+    if !leftovers.is_empty() {
+        tracing::warn!(tasks = leftovers.len(), "handing back unfinished tasks");
+        for (task_id, entry) in leftovers {
+            entry.cancel.cancel();
+            if let Err(e) = finisher.finish(&task_id, entry.lease, Outcome::HandedBack).await {
+                tracing::error!(%task_id, "hand-back failed (the lease will expire instead): {e}");
+            }
+        }
+    }
+    trigger.trigger();
+    let _ = heartbeat.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Commands that look at and steer existing tasks: `status`, `queues`,
+//! `cancel`, `retry`, and the `--wait` loop.
+
+use crate::Output;
+use clap::Args;
+use serde_json::json;
+use shared::config::Settings;
+use shared::db::Pool;
+use shared::models::{TaskStatus, TaskSummary};
+use shared::queue::{CachedStatus, Queue, HIGH_PRIORITY_QUEUE, NORMAL_QUEUE};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Public task ids (processing_tasks.task_id)
+    #[arg(required = true)]
+    pub task_ids: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskIds {
+    /// Public task ids (processing_tasks.task_id)
+    #[arg(required = true)]
+    pub task_ids: Vec<String>,
+}
+
+/// A task as JSON: every summary field plus the status name.
+fn summary_json(task: &TaskSummary) -> serde_json::Value {
+    let mut value = serde_json::to_value(task).unwrap_or_default();
+    let status = TaskStatus::from_code(task.status).map(|s| s.name()).unwrap_or("unknown");
+    value["status"] = json!(status);
+    value
+}
+
+/// Reads the tasks, refusing unknown ids as bad input (nothing is changed).
+async fn load(pool: &Pool, task_ids: &[String]) -> anyhow::Result<Vec<TaskSummary>> {
+    let mut conn = shared::db::conn(pool).await?;
+    let found = shared::tasks::find_summaries(&mut conn, task_ids).await?;
+    if let Some(missing) = task_ids.iter().find(|id| !found.iter().any(|t| &t.task_id == *id)) {
+        return Err(shared::BadInput::new(format!("no task with id {missing:?}")).into());
+    }
+    // In the order asked for.
+    let mut ordered = Vec::with_capacity(task_ids.len());
+    for id in task_ids {
+        if let Some(task) = found.iter().find(|t| &t.task_id == id) {
+            ordered.push(task.clone());
+        }
+    }
+    Ok(ordered)
+}
+
+/// `enqueue status`.
+pub async fn status(settings: &Settings, out: &Output, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    let tasks = load(&pool, &args.task_ids).await?;
+    if !out.json {
+        println!("{:<36}  {:<10}  {:<10}  {:>4}  {:<18}  {:>7}  ERROR", "TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES");
+    }
+    for task in &tasks {
+        let value = summary_json(task);
+        out.emit(&value, || {
+            format!(
+                "{:<36}  {:<10}  {:<10}  {:>3}%  {:<18}  {:>3}/{:<3}  {}",
+                task.task_id,
+                task.task_type,
+                value["status"].as_str().unwrap_or("?"),
+                task.progress,
+                task.current_step.as_deref().unwrap_or("-"),
+                task.retry_count,
+                task.max_retries,
+                task.error_message.as_deref().unwrap_or("")
+            )
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `enqueue queues`: list depths from Redis and task counts from the database.
+pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCode> {
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    let queue = Queue::connect(&settings.redis_url).await?;
+    let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+    let mut conn = shared::db::conn(&pool).await?;
+    let counts = shared::tasks::count_by_status(&mut conn).await?;
+    let mut by_status = serde_json::Map::new();
+    for status in [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
+        let n = counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
+        by_status.insert(status.name().to_string(), json!(n));
+    }
+    let value = json!({
+        "queues": { HIGH_PRIORITY_QUEUE: high, NORMAL_QUEUE: normal },
+        "redis_holds_queues": epoch,
+        "tasks": by_status,
+    });
+    out.emit(&value, || {
+        let mut text = format!("{HIGH_PRIORITY_QUEUE:<24} {high}\n{NORMAL_QUEUE:<24} {normal}\n");
+        for (name, n) in &by_status {
+            text.push_str(&format!("tasks {name:<18} {n}\n"));
+        }
+        text.trim_end().to_string()
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the new state of changed tasks to the status cache (best effort).
+async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary]) {
+    if let Ok(queue) = Queue::connect(&settings.redis_url).await {
+        let statuses: Vec<(String, CachedStatus)> = tasks
+            .iter()
+            .filter_map(|t| {
+                let status = TaskStatus::from_code(t.status).ok()?;
+                Some((t.task_id.clone(), CachedStatus::now(status, t.progress, t.current_step.as_deref())))
+            })
+            .collect();
+        if let Err(e) = queue.set_statuses(&statuses).await {
+            tracing::warn!("task:status not updated: {}", shared::one_line(&e));
+        }
+    }
+}
+
+/// `enqueue cancel`.
+pub async fn cancel(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::Result<ExitCode> {
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    load(&pool, &args.task_ids).await?;
+    let n = shared::tasks::cancel_tasks(&mut shared::db::conn(&pool).await?, &args.task_ids).await?;
+    let tasks = load(&pool, &args.task_ids).await?;
+    refresh_cache(settings, &tasks).await;
+    for task in &tasks {
+        let value = summary_json(task);
+        out.emit(&value, || format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?")));
+    }
+    tracing::info!(cancelled = n, "cancel done");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `enqueue retry`.
+pub async fn retry(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::Result<ExitCode> {
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    load(&pool, &args.task_ids).await?;
+    let n = shared::tasks::retry_tasks(&mut shared::db::conn(&pool).await?, &args.task_ids).await?;
+    let tasks = load(&pool, &args.task_ids).await?;
+    refresh_cache(settings, &tasks).await;
+    for task in &tasks {
+        let value = summary_json(task);
+        out.emit(&value, || format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?")));
+    }
+    tracing::info!(retried = n, "retry done");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the tasks until all are final, printing each change of status,
+/// step or progress on stderr. Exit 0 only if every task completed.
+pub async fn wait_for(pool: &Pool, out: &Output, task_ids: &[String]) -> anyhow::Result<ExitCode> {
+    let mut last: Vec<String> = vec![String::new(); task_ids.len()];
+    loop {
+        let tasks = load(pool, task_ids).await?;
+        for (i, task) in tasks.iter().enumerate() {
+            let status = TaskStatus::from_code(task.status)?;
+            let line = format!(
+                "{} {} {}% {}",
+                task.task_id,
+                status.name(),
+                task.progress,
+                task.current_step.as_deref().unwrap_or("")
+            );
+            if line != last[i] {
+                eprintln!("{line}");
+                last[i] = line;
+            }
+        }
+        let done = tasks.iter().all(|t| TaskStatus::from_code(t.status).map(|s| s.is_final()).unwrap_or(true));
+        if done {
+            let all_ok = tasks.iter().all(|t| t.status == TaskStatus::Completed.code());
+            if out.json {
+                for task in &tasks {
+                    println!("{}", summary_json(task));
+                }
+            }
+            return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,164 @@
+//! The scheduler's loop. Each tick, in this order:
+//!
+//! 1. **Redis lost its data?** If `queue:epoch` is missing, every pending
+//!    task's `queued_at` is cleared so it is pushed again (the database is the
+//!    source of truth), then the marker is set.
+//! 2. **Reap** running tasks whose lease expired: back to pending with
+//!    `retry_count + 1`, or failed once `max_retries` is used up.
+//! 3. **Age**: pending tasks that waited longer than the maximum wait, in the
+//!    database or in a Redis list, go to the head of `queue:high_priority`.
+//! 4. **Fill** the lists with due tasks by priority then age, keeping about
+//!    two seconds of the workers' recent consumption waiting in Redis (at
+//!    least `min_queued`). Keeping Redis short keeps priorities meaningful:
+//!    the backlog stays ordered in the database, where a new high-priority
+//!    task overtakes it, and a million pending rows cost nothing but index
+//!    pages.
+//!
+//! Errors (database or Redis down) are logged and the tick is retried with
+//! backoff; the scheduler never exits on them.
+
+use shared::db::Pool;
+use shared::queue::Queue;
+use shared::shutdown::Shutdown;
+use shared::tasks::{self, DueSelection};
+use std::time::{Duration, Instant};
+
+/// Rows per scheduler statement.
+const BATCH: usize = tasks::BATCH_ROWS;
+
+/// How the loop behaves.
+pub struct Options {
+    pub high_priority_threshold: i8,
+    pub max_wait_seconds: u32,
+    pub min_queued: u64,
+    pub tick: Duration,
+    pub exit_when_idle: bool,
+}
+
+/// What one tick did.
+#[derive(Default, Debug)]
+struct TickReport {
+    pushed: usize,
+    aged: usize,
+    reaped: usize,
+    failed_by_reaper: usize,
+    /// True when the fill stopped at the batch limit, not for lack of work.
+    more_waiting: bool,
+}
+
+/// Tracks how fast workers drain the lists, to size the Redis buffer.
+struct DrainRate {
+    last_depth: u64,
+    last_at: Instant,
+    per_second: f64,
+}
+
+impl DrainRate {
+    /// Updates the rate from the depth now and what was pushed since the
+    /// last observation; returns the target depth.
+    fn observe(&mut self, depth: u64, min_queued: u64) -> u64 {
+        let elapsed = self.last_at.elapsed().as_secs_f64();
+        // Back-to-back ticks (a large backlog) are too close to measure.
+        if elapsed >= 0.1 {
+            let drained = self.last_depth.saturating_sub(depth) as f64;
+            self.per_second = 0.7 * self.per_second + 0.3 * (drained / elapsed);
+            self.last_at = Instant::now();
+            self.last_depth = depth;
+        }
+        ((self.per_second * 2.0) as u64).clamp(min_queued, 200_000)
+    }
+
+    /// Remembers that `n` ids were pushed since the last observation.
+    fn pushed(&mut self, n: usize) {
+        self.last_depth += n as u64;
+    }
+}
+
+/// Runs ticks until shutdown (or, with `exit_when_idle`, until no task is
+/// pending, queued or running).
+pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
+    let mut failures = 0u32;
+    while !shutdown.is_triggered() {
+        match tick(&pool, &queue, &options, &mut rate).await {
+            Ok(report) => {
+                if failures > 0 {
+                    tracing::info!("scheduler recovered after {failures} failed tick(s)");
+                }
+                failures = 0;
+                if report.pushed + report.aged + report.reaped + report.failed_by_reaper > 0 {
+                    tracing::debug!(?report, "tick");
+                }
+                if report.more_waiting {
+                    continue;
+                }
+                if options.exit_when_idle && report.pushed == 0 && !is_active(&pool).await {
+                    tracing::info!("no task pending, queued or running: exiting");
+                    return Ok(());
+                }
+                shutdown.sleep(options.tick).await;
+            }
+            Err(err) => {
+                failures += 1;
+                let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                tracing::warn!("tick failed ({failures} in a row), retrying in {backoff:?}: {}", shared::one_line(&err));
+                shutdown.sleep(backoff).await;
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+/// True if any task is pending or running; errors count as active so the
+/// scheduler keeps going while the database is away.
+async fn is_active(pool: &Pool) -> bool {
+    match shared::db::conn(pool).await {
+        Ok(mut conn) => tasks::any_active(&mut conn).await.unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+/// One pass of the four steps in the module doc.
+async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRate) -> anyhow::Result<TickReport> {
+    let mut report = TickReport::default();
+    let mut conn = shared::db::conn(pool).await?;
+    let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+    if !epoch {
+        let reset = tasks::forget_queued(&mut conn).await?;
+        queue.set_epoch().await?;
+        if reset > 0 {
+            tracing::warn!(tasks = reset, "Redis lost the queues: pushing every pending task again");
+        }
+    }
+    let (reaped, failed) = tasks::reap_expired_leases(&mut conn).await?;
+    report.reaped = reaped;
+    report.failed_by_reaper = failed;
+    if reaped + failed > 0 {
+        tracing::warn!(requeued = reaped, failed, "leases expired");
+    }
+
+    for selection in [
+        DueSelection::WaitingLongerThan(options.max_wait_seconds),
+        DueSelection::QueuedLongerThan(options.max_wait_seconds),
+    ] {
+        let aged = tasks::queue_due_tasks(&mut conn, selection, BATCH, queue, options.high_priority_threshold).await?;
+        report.aged += aged.len();
+    }
+    rate.pushed(report.aged);
+    if report.aged > 0 {
+        tracing::info!(tasks = report.aged, "waited longer than {}s: moved to the front", options.max_wait_seconds);
+    }
+
+    let depth = high + normal;
+    let target = rate.observe(depth, options.min_queued);
+    let room = target.saturating_sub(depth) as usize;
+    if room > 0 {
+        let limit = room.min(BATCH);
+        let pushed = tasks::queue_due_tasks(&mut conn, DueSelection::ByPriority, limit, queue, options.high_priority_threshold).await?;
+        report.pushed = pushed.len();
+        report.more_waiting = pushed.len() == limit;
+        rate.pushed(pushed.len());
+    }
+    Ok(report)
+}

@@ -1,0 +1,72 @@
+//! One small type every long-running loop holds to learn that the process
+//! is stopping (mini-redis style): SIGTERM, Ctrl-C, or the program deciding
+//! it is done (`--exit-when-idle`).
+
+use tokio::sync::watch;
+
+/// A clonable view of "are we stopping?".
+#[derive(Clone)]
+pub struct Shutdown {
+    receiver: watch::Receiver<bool>,
+}
+
+/// The handle that starts the shutdown.
+#[derive(Clone)]
+pub struct ShutdownTrigger {
+    sender: std::sync::Arc<watch::Sender<bool>>,
+}
+
+impl ShutdownTrigger {
+    /// Starts the shutdown; every [`Shutdown::wait`] returns.
+    pub fn trigger(&self) {
+        let _ = self.sender.send(true);
+    }
+}
+
+impl Shutdown {
+    /// A new shutdown flag and its trigger.
+    pub fn new() -> (Shutdown, ShutdownTrigger) {
+        let (sender, receiver) = watch::channel(false);
+        (Shutdown { receiver }, ShutdownTrigger { sender: std::sync::Arc::new(sender) })
+    }
+
+    /// A flag that triggers itself on SIGTERM or Ctrl-C (SIGINT).
+    pub fn on_signals() -> (Shutdown, ShutdownTrigger) {
+        let (shutdown, trigger) = Shutdown::new();
+        let on_signal = trigger.clone();
+        tokio::spawn(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+            }
+            on_signal.trigger();
+        });
+        (shutdown, trigger)
+    }
+
+    /// True once the shutdown has started.
+    pub fn is_triggered(&self) -> bool {
+        *self.receiver.borrow()
+    }
+
+    /// Returns when the shutdown starts (at once if it already has).
+    pub async fn wait(&mut self) {
+        let _ = self.receiver.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Sleeps for `duration` unless the shutdown starts first; returns true
+    /// if it did.
+    pub async fn sleep(&mut self, duration: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => self.is_triggered(),
+            _ = self.wait() => true,
+        }
+    }
+}

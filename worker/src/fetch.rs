@@ -1,0 +1,174 @@
+//! The apalis backend: a stream of claimed tasks fed from the Redis lists.
+//!
+//! apalis-redis cannot read our lists (its own key layout, no priorities),
+//! so the worker uses apalis-core's `CustomBackend` with this fetcher:
+//! BLMPOP up to "free slots" ids from `queue:high_priority`, else
+//! `queue:video_processing` (strict priority, FIFO), claim them in the
+//! database in one UPDATE (ids of tasks that are not pending and due are
+//! dropped there), remember the leases, write their `task:status`, and hand
+//! the tasks to apalis one by one.
+//!
+//! The stream never ends and never yields an error (either would stop the
+//! apalis worker): failures are logged and retried with backoff.
+
+use crate::held::HeldTasks;
+use apalis::prelude::*;
+use futures_util::stream::BoxStream;
+use futures_util::{sink, stream, SinkExt, StreamExt};
+use shared::db::Pool;
+use shared::models::TaskStatus;
+use shared::queue::{CachedStatus, Popper, Queue};
+use shared::tasks::ClaimedTask;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest a single BLMPOP waits before the fetcher looks around (idle
+/// check, shutdown).
+const POP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Everything the fetcher needs.
+pub struct FetchState {
+    pub pool: Pool,
+    pub queue: Queue,
+    pub popper: Popper,
+    pub held: Arc<HeldTasks>,
+    pub worker_id: String,
+    pub lease_millis: u64,
+    pub concurrency: usize,
+    pub exit_when_idle: bool,
+    /// Set when `exit_when_idle` and no task is pending, queued or running.
+    pub idle: AtomicBool,
+    /// Set at shutdown: claim nothing more.
+    pub stopping: AtomicBool,
+    claims: AtomicU64,
+}
+
+impl FetchState {
+    /// Bundles the fetcher's dependencies.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pool: Pool,
+        queue: Queue,
+        popper: Popper,
+        held: Arc<HeldTasks>,
+        worker_id: String,
+        lease_millis: u64,
+        concurrency: usize,
+        exit_when_idle: bool,
+    ) -> Self {
+        FetchState {
+            pool,
+            queue,
+            popper,
+            held,
+            worker_id,
+            lease_millis,
+            concurrency,
+            exit_when_idle,
+            idle: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            claims: AtomicU64::new(0),
+        }
+    }
+
+    /// Pops up to `max` ids and claims them; returns the tasks won (maybe
+    /// none: timeout, or every id was stale).
+    async fn fetch(&self, max: usize) -> anyhow::Result<Vec<ClaimedTask>> {
+        let ids = self.popper.pop(max, POP_TIMEOUT).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owner = format!("{}#{}", self.worker_id, self.claims.fetch_add(1, Ordering::Relaxed));
+        let claimed = {
+            let mut conn = shared::db::conn(&self.pool).await?;
+            shared::tasks::claim_tasks(&mut conn, &ids, &owner, self.lease_millis).await?
+        };
+        if claimed.len() < ids.len() {
+            tracing::debug!(dropped = ids.len() - claimed.len(), "stale or duplicate queue entries dropped");
+        }
+        for task in &claimed {
+            self.held.insert(&task.task_id, task.lease());
+        }
+        let statuses: Vec<(String, CachedStatus)> = claimed
+            .iter()
+            .map(|t| (t.task_id.clone(), CachedStatus::now(TaskStatus::Processing, 0, Some("started"))))
+            .collect();
+        if let Err(e) = self.queue.set_statuses(&statuses).await {
+            tracing::warn!("task:status not updated: {}", shared::one_line(&e));
+        }
+        Ok(claimed)
+    }
+
+    /// True if no task is pending, queued or running anywhere (errors count
+    /// as "not idle").
+    async fn nothing_left(&self) -> bool {
+        match shared::db::conn(&self.pool).await {
+            Ok(mut conn) => matches!(shared::tasks::any_active(&mut conn).await, Ok(false)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// What the fetcher yields to apalis.
+pub type TaskStream = BoxStream<'static, Result<Option<Task<ClaimedTask>>, BoxDynError>>;
+type NoSink = sink::SinkMapErr<sink::Drain<Task<ClaimedTask>>, fn(Infallible) -> BoxDynError>;
+/// The backend type (named, because `impl Backend` would hide its layer).
+pub type QueueBackend = CustomBackend<ClaimedTask, Arc<FetchState>, TaskStream, NoSink>;
+
+/// Builds the apalis backend around `state`.
+pub fn backend(state: Arc<FetchState>) -> QueueBackend {
+    BackendBuilder::new()
+        .database(state)
+        .fetcher(fetcher)
+        // apalis insists on a sink; tasks are only ever created in the database.
+        .sink(|_state, _config| {
+            sink::drain::<Task<ClaimedTask>>().sink_map_err((|e: Infallible| match e {}) as fn(Infallible) -> BoxDynError)
+        })
+        .build()
+        .expect("the backend has a fetcher and a sink")
+}
+
+fn fetcher(state: &mut Arc<FetchState>, _config: &(), worker: &WorkerContext) -> TaskStream {
+    let (state, worker) = (state.clone(), worker.clone());
+    stream::unfold(VecDeque::<ClaimedTask>::new(), move |mut buffer| {
+        let (state, worker) = (state.clone(), worker.clone());
+        async move {
+            let mut failures = 0u32;
+            loop {
+                if let Some(task) = buffer.pop_front() {
+                    let id = TaskId::String(task.task_id.clone());
+                    return Some((Ok(Some(TaskBuilder::new(task).task_id(id).build())), buffer));
+                }
+                if state.stopping.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                // Polled only when a slot is free: take no more than the free slots.
+                let free = state.concurrency.saturating_sub(worker.task_count()).max(1);
+                match state.fetch(free).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        failures = 0;
+                        buffer.extend(batch);
+                    }
+                    Ok(_) => {
+                        failures = 0;
+                        if state.exit_when_idle && worker.task_count() == 0 && state.nothing_left().await {
+                            state.idle.store(true, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                        tracing::warn!("fetch failed, retrying in {backoff:?}: {}", shared::one_line(&e));
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}

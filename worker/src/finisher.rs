@@ -1,0 +1,120 @@
+//! Group commit of task outcomes.
+//!
+//! Each running task hands its outcome to the finisher and waits. The
+//! finisher takes everything that has arrived (up to [`MAX_BATCH`]) and
+//! commits it in one transaction (`shared::tasks::finish_tasks`), so at high
+//! concurrency one round trip settles hundreds of tasks; at low concurrency
+//! a batch is simply one task and nobody waits for a timer. After the
+//! commit it writes the tasks' `task:status` keys in one Redis pipeline.
+//!
+//! A failed commit (database away) is retried with backoff until it
+//! succeeds or the process stops; leases may expire meanwhile, in which case
+//! the commit is refused and the task runs again elsewhere: never twice in
+//! the database.
+
+use shared::db::Pool;
+use shared::models::TaskStatus;
+use shared::queue::{CachedStatus, Queue};
+use shared::tasks::{Finished, Lease, Outcome};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most outcomes per transaction.
+const MAX_BATCH: usize = 512;
+
+struct Request {
+    task_id: String,
+    lease: Lease,
+    outcome: Outcome,
+    reply: oneshot::Sender<Finished>,
+}
+
+/// Handle to submit outcomes.
+#[derive(Clone)]
+pub struct Finisher {
+    sender: mpsc::Sender<Request>,
+}
+
+impl Finisher {
+    /// Starts the commit loop and returns its handle.
+    pub fn start(pool: Pool, queue: Queue, retry_base_millis: u64) -> Finisher {
+        let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(commit_loop(pool, queue, receiver, retry_base_millis));
+        Finisher { sender }
+    }
+
+    /// Commits one task's outcome (with others that arrive at the same time)
+    /// and returns what happened to it.
+    pub async fn finish(&self, task_id: &str, lease: Lease, outcome: Outcome) -> anyhow::Result<Finished> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Request { task_id: task_id.to_string(), lease, outcome, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the finisher has stopped"))?;
+        answer.await.map_err(|_| anyhow::anyhow!("the finisher dropped the outcome"))
+    }
+}
+
+async fn commit_loop(pool: Pool, queue: Queue, mut receiver: mpsc::Receiver<Request>, retry_base_millis: u64) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let report = commit_with_retry(&pool, &batch, retry_base_millis).await;
+        let statuses: Vec<(String, CachedStatus)> = batch
+            .iter()
+            .zip(&report)
+            .filter_map(|(request, finished)| {
+                let cached = match finished {
+                    Finished::Committed(status) => {
+                        let progress = if *status == TaskStatus::Completed { 100 } else { 0 };
+                        CachedStatus::now(*status, progress, Some(status.name()))
+                    }
+                    Finished::Requeued => CachedStatus::now(TaskStatus::Pending, 0, Some("waiting to retry")),
+                    Finished::LeaseLost => return None,
+                };
+                Some((request.task_id.clone(), cached))
+            })
+            .collect();
+        if let Err(e) = queue.set_statuses(&statuses).await {
+            tracing::warn!("task:status not updated: {}", shared::one_line(&e));
+        }
+        for (request, finished) in batch.into_iter().zip(report) {
+            if finished == Finished::LeaseLost {
+                tracing::warn!(task_id = %request.task_id, "lease lost before commit: result discarded");
+            }
+            let _ = request.reply.send(finished);
+        }
+    }
+}
+
+/// Commits the batch, retrying database errors with backoff (at most about
+/// ten minutes, then the outcomes are reported lost so the tasks run again).
+async fn commit_with_retry(pool: &Pool, batch: &[Request], retry_base_millis: u64) -> Vec<Finished> {
+    let mut delay = Duration::from_millis(100);
+    let started = std::time::Instant::now();
+    loop {
+        let items: Vec<(Lease, Outcome)> = batch.iter().map(|r| (r.lease.clone(), r.outcome.clone())).collect();
+        let result = async {
+            let mut conn = shared::db::conn(pool).await?;
+            shared::tasks::finish_tasks(&mut conn, items, retry_base_millis).await
+        }
+        .await;
+        match result {
+            Ok(report) => return report,
+            Err(e) if started.elapsed() < Duration::from_secs(600) => {
+                tracing::warn!("commit of {} outcome(s) failed, retrying in {delay:?}: {}", batch.len(), shared::one_line(&e));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!("giving up committing {} outcome(s): {}", batch.len(), shared::one_line(&e));
+                return vec![Finished::LeaseLost; batch.len()];
+            }
+        }
+    }
+}

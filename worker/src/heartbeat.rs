@@ -1,0 +1,45 @@
+//! Keeps this worker's leases alive and notices the ones it lost.
+//!
+//! Once a second, one UPDATE extends every held lease. A task whose lease
+//! is gone (an operator cancelled it, the reaper gave it to another worker
+//! after this process stalled) gets its cancel flag set, so its run stops
+//! within about a second; its commit would be refused anyway.
+
+use crate::held::HeldTasks;
+use shared::db::Pool;
+use shared::shutdown::Shutdown;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often leases are renewed and checked.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs until shutdown.
+pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_millis: u64, mut shutdown: Shutdown) {
+    loop {
+        if shutdown.sleep(INTERVAL).await {
+            // Keep renewing during the grace period: tasks are still finishing.
+            if held.len() == 0 {
+                return;
+            }
+        }
+        let ids = held.lease_ids();
+        if ids.is_empty() {
+            continue;
+        }
+        let result = async {
+            let mut conn = shared::db::conn(&pool).await?;
+            shared::tasks::renew_leases(&mut conn, &ids, &worker_id, lease_millis).await
+        }
+        .await;
+        match result {
+            Ok(still_held) => {
+                let lost = held.cancel_lost(&still_held);
+                if lost > 0 {
+                    tracing::warn!(lost, "leases lost (cancelled or reaped): stopping those tasks");
+                }
+            }
+            Err(e) => tracing::warn!("heartbeat failed: {}", shared::one_line(&e)),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The tasks this worker process holds leases on, by public task id.
+//!
+//! A task enters when its claim succeeds and leaves when its outcome is
+//! committed (or refused). The heartbeat renews exactly these leases and
+//! flags the ones it finds lost; at shutdown, whatever is still here is
+//! handed back to the queue.
+
+use crate::cancel::Cancel;
+use shared::tasks::Lease;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One held task: its lease and the flag that stops its run.
+#[derive(Clone)]
+pub struct Held {
+    pub lease: Lease,
+    pub cancel: Cancel,
+}
+
+/// Thread-safe map of held tasks.
+#[derive(Default)]
+pub struct HeldTasks {
+    inner: Mutex<HashMap<String, Held>>,
+}
+
+impl HeldTasks {
+    /// Records a newly claimed task; returns its cancel flag.
+    pub fn insert(&self, task_id: &str, lease: Lease) -> Cancel {
+        let cancel = Cancel::new();
+        self.inner.lock().unwrap().insert(task_id.to_string(), Held { lease, cancel: cancel.clone() });
+        cancel
+    }
+
+    /// Forgets a task (its outcome is settled); returns what was held.
+    pub fn remove(&self, task_id: &str) -> Option<Held> {
+        self.inner.lock().unwrap().remove(task_id)
+    }
+
+    /// The held task with this id, if any.
+    pub fn get(&self, task_id: &str) -> Option<Held> {
+        self.inner.lock().unwrap().get(task_id).cloned()
+    }
+
+    /// Database ids of every held task, for the heartbeat.
+    pub fn lease_ids(&self) -> Vec<i64> {
+        self.inner.lock().unwrap().values().map(|h| h.lease.id).collect()
+    }
+
+    /// Stops the runs of tasks whose database id is not in `still_held`:
+    /// their lease was lost (reaped, cancelled, taken over). Returns how many.
+    pub fn cancel_lost(&self, still_held: &[i64]) -> usize {
+        let map = self.inner.lock().unwrap();
+        let mut lost = 0;
+        for held in map.values() {
+            if !still_held.contains(&held.lease.id) && !held.cancel.is_cancelled() {
+                held.cancel.cancel();
+                lost += 1;
+            }
+        }
+        lost
+    }
+
+    /// Empties the map and returns every held task (for the hand-back).
+    pub fn drain(&self) -> Vec<(String, Held)> {
+        self.inner.lock().unwrap().drain().collect()
+    }
+
+    /// Number of held tasks.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap().len()
+    }
+}
