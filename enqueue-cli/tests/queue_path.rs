@@ -1,0 +1,152 @@
+//! The queue path end to end with the real scheduler and workers.
+
+mod support;
+
+use std::time::Duration;
+use support::TestEnv;
+
+/// Creates `count` noop tasks and returns their ids in creation order.
+fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
+    let count = count.to_string();
+    let mut args = vec!["noop", "--count", count.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let out = env.enqueue(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn two_hundred_noop_tasks_one_scheduler_two_workers() {
+    let env = TestEnv::new();
+    let ids = noop(&env, 200, &["--sleep-ms", "5"]);
+    assert_eq!(ids.len(), 200);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut w1 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker1");
+    let mut w2 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker2");
+    for (child, name) in [(&mut scheduler, "scheduler"), (&mut w1, "worker 1"), (&mut w2, "worker 2")] {
+        let status = env.wait_exit(child, Duration::from_secs(60), name);
+        assert!(status.success(), "{name} exited with {status}");
+    }
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), 200, "completed");
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 200, "result rows");
+    assert_eq!(env.count("SELECT COUNT(DISTINCT task_id) FROM processing_results"), 200, "one result per task");
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE queued_at IS NOT NULL AND status = 0"), 0, "left queued");
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts <> 1"), 0, "every task ran once");
+    for list in ["queue:high_priority", "queue:video_processing"] {
+        assert_eq!(env.redis(&["LLEN", list]).trim(), "0", "{list} not empty");
+    }
+    // Both workers took part.
+    let owners = env.count("SELECT COUNT(DISTINCT SUBSTRING_INDEX(lease_owner, '#', 1)) FROM processing_tasks");
+    assert_eq!(owners, 2, "tasks spread over both workers");
+    for id in ids.iter().step_by(20) {
+        let key = format!("task:status:{id}");
+        let cached: serde_json::Value = serde_json::from_str(env.redis(&["GET", &key]).trim()).unwrap();
+        assert_eq!(cached["status"], 2, "{key}");
+        assert_eq!(cached["progress"], 100, "{key}");
+        let ttl: i64 = env.redis(&["TTL", &key]).trim().parse().unwrap();
+        assert!(ttl > 3500 && ttl <= 3600, "{key} ttl {ttl}");
+    }
+}
+
+#[test]
+fn high_priority_tasks_all_start_first_and_each_list_is_fifo() {
+    let env = TestEnv::new();
+    // Normal-priority tasks first, so they are older than the high ones.
+    let normal = noop(&env, 30, &["--priority", "7"]);
+    let high = noop(&env, 30, &["--priority", "2"]);
+    // Let the scheduler fill both lists, then stop it.
+    let mut scheduler = env.spawn("scheduler", &[], "scheduler");
+    env.wait_until(Duration::from_secs(20), "both lists filled", || {
+        env.redis(&["LLEN", "queue:high_priority"]).trim() == "30" && env.redis(&["LLEN", "queue:video_processing"]).trim() == "30"
+    });
+    scheduler.kill().unwrap();
+    scheduler.wait().unwrap();
+    // One worker, one task at a time: completion order is start order.
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "1"], "worker");
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(60), "worker").success());
+    let order: Vec<String> = env
+        .sql("SELECT t.task_id FROM processing_results r JOIN processing_tasks t ON t.id = r.task_id ORDER BY r.id")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let expected: Vec<String> = high.iter().chain(normal.iter()).cloned().collect();
+    assert_eq!(order, expected, "high priority first, FIFO within each list");
+}
+
+#[test]
+fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
+    let env = TestEnv::new();
+    let ids = noop(&env, 5, &[]);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(30), "worker").success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 5);
+
+    // A task "running" on another worker, with a valid lease.
+    let running = noop(&env, 1, &[]).remove(0);
+    env.sql(&format!(
+        "UPDATE processing_tasks SET status = 1, lease_owner = 'elsewhere#0', attempts = 1, \
+         lease_expires_at = NOW(3) + INTERVAL 1 HOUR, queued_at = NOW(3) WHERE task_id = '{running}'"
+    ));
+    let before = env.sql("SELECT task_id, status, attempts, lease_owner, updated_at FROM processing_tasks ORDER BY id");
+    // Push duplicates of finished tasks and of the running one.
+    let mut push = vec!["RPUSH", "queue:high_priority"];
+    push.extend(ids.iter().map(String::as_str));
+    push.push(running.as_str());
+    env.redis(&push);
+    env.redis(&["RPUSH", "queue:video_processing", ids[0].as_str(), running.as_str()]);
+
+    let mut worker = env.spawn("worker", &[], "worker2");
+    env.wait_until(Duration::from_secs(20), "duplicates consumed", || {
+        env.redis(&["LLEN", "queue:high_priority"]).trim() == "0" && env.redis(&["LLEN", "queue:video_processing"]).trim() == "0"
+    });
+    // Give a wrongly claimed task time to show up as a result.
+    std::thread::sleep(Duration::from_millis(700));
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let after = env.sql("SELECT task_id, status, attempts, lease_owner, updated_at FROM processing_tasks ORDER BY id");
+    assert_eq!(before, after, "duplicate entries changed task rows");
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 5, "duplicate entries wrote results");
+}
+
+#[test]
+fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
+    let env = TestEnv::new();
+    // fail_rate 1: every attempt fails (transiently); 2 retries allowed.
+    let ids = noop(&env, 3, &["--fail-rate", "1", "--max-retries", "2"]);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--retry-base-ms", "50"], "worker");
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(60), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(60), "worker").success());
+    for id in &ids {
+        let row = &env.sql(&format!("SELECT status, retry_count, attempts, error_message FROM processing_tasks WHERE task_id = '{id}'"))[0];
+        assert_eq!(row[0], "3", "failed");
+        assert_eq!(row[1], "2", "retries used");
+        assert_eq!(row[2], "3", "attempts = 1 + retries");
+        assert!(row[3].contains("failed on purpose") && row[3].contains("gave up after 2 retries"), "{}", row[3]);
+    }
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 0);
+    // `retry` makes them pending again with a fresh budget.
+    let mut args = vec!["retry", "--json"];
+    args.extend(ids.iter().map(String::as_str));
+    assert!(env.enqueue(&args).status.success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"), 3);
+}
+
+#[test]
+fn cancelled_pending_tasks_never_run() {
+    let env = TestEnv::new();
+    let ids = noop(&env, 4, &[]);
+    let out = env.enqueue(&["cancel", ids[0].as_str(), ids[1].as_str(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(30), "worker").success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 4 AND attempts = 0"), 2);
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 2);
+}

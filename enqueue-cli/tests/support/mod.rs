@@ -1,0 +1,241 @@
+//! Test environment: a fresh database on the throwaway MariaDB and a
+//! private Redis server per test, plus helpers to run the real binaries.
+//!
+//! The MariaDB server comes from `scripts/services.sh up` (its URL is read
+//! from `TEST_DATABASE_URL`, else `DATABASE_URL` in the project's `.env`).
+//! Each test gets its own database (dropped at the end) and its own
+//! `redis-server` on a free port (killed at the end), so tests run in
+//! parallel without seeing each other's keys or rows.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Root of the repository.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Directory holding the built `enqueue`, `scheduler` and `worker`.
+pub fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_enqueue")).parent().unwrap().to_path_buf();
+    for bin in ["scheduler", "worker"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} missing: build every binary first (cargo build --workspace --bins)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// The MariaDB server URL (without database) the tests use.
+fn server_url() -> String {
+    let url = std::env::var("TEST_DATABASE_URL").ok().or_else(|| {
+        let env = std::fs::read_to_string(project_root().join(".env")).ok()?;
+        env.lines().find_map(|l| l.strip_prefix("DATABASE_URL=").map(str::to_string))
+    });
+    let url = url.expect("no database: run scripts/services.sh up (or set TEST_DATABASE_URL)");
+    // Strip the database name.
+    let (base, _) = url.rsplit_once('/').expect("DATABASE_URL has a database name");
+    base.to_string()
+}
+
+/// Host and port of a mysql:// URL.
+fn host_port(url: &str) -> (String, String) {
+    let rest = url.split("://").nth(1).unwrap();
+    let hostport = rest.rsplit('@').next().unwrap();
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+    (host.to_string(), port.to_string())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// One test's database, Redis and storage directory.
+pub struct TestEnv {
+    pub database: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_port: u16,
+    pub storage: PathBuf,
+    pub dir: PathBuf,
+    redis: Option<Child>,
+    host: String,
+    port: String,
+}
+
+impl TestEnv {
+    /// Creates the database (migrated), starts Redis, makes a storage dir.
+    pub fn new() -> TestEnv {
+        let server = server_url();
+        let (host, port) = host_port(&server);
+        let database = format!(
+            "test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000
+        );
+        let dir = project_root().join(".local/tests").join(&database);
+        std::fs::create_dir_all(&dir).unwrap();
+        let redis_port = free_port();
+        let redis = Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (run scripts/services.sh up to install it)");
+        let mut env = TestEnv {
+            database_url: format!("{server}/{database}"),
+            database,
+            redis_url: format!("redis://127.0.0.1:{redis_port}/0"),
+            redis_port,
+            storage: dir.join("storage"),
+            dir,
+            redis: Some(redis),
+            host,
+            port,
+        };
+        env.sql_exec(&format!("CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", env.database), false);
+        env.wait_for_redis();
+        let out = env.enqueue(&["migrate"]);
+        assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+        env
+    }
+
+    fn wait_for_redis(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.redis(&["PING"]).trim() == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// Environment variables for the binaries (the project's `.env` is not
+    /// read: the working directory is the test's own).
+    pub fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(bin_dir().join(bin));
+        cmd.current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env("STORAGE_URL", format!("file://{}", self.storage.display()))
+            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd
+    }
+
+    /// Runs `enqueue ARGS...` to completion.
+    pub fn enqueue(&self, args: &[&str]) -> Output {
+        self.command("enqueue").args(args).output().expect("running enqueue")
+    }
+
+    /// Starts `bin ARGS...` in the background (stderr to a log file in the
+    /// test directory, named after `log_name`).
+    pub fn spawn(&self, bin: &str, args: &[&str], log_name: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("{log_name}.log"))).unwrap();
+        self.command(bin).args(args).stdout(Stdio::null()).stderr(log).spawn().expect("spawning")
+    }
+
+    /// Runs SQL and returns rows of tab-separated columns.
+    pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
+        let out = self.sql_exec(query, true);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| line.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The single number a query returns.
+    pub fn count(&self, query: &str) -> i64 {
+        let rows = self.sql(query);
+        rows[0][0].parse().unwrap_or_else(|_| panic!("not a number: {rows:?}"))
+    }
+
+    fn sql_exec(&self, query: &str, in_database: bool) -> Output {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(["--no-defaults", "-N", "-B", "-uroot", "-h", &self.host, "-P", &self.port]);
+        if in_database {
+            cmd.arg(&self.database);
+        }
+        let out = cmd.arg("-e").arg(query).output().expect("mariadb client");
+        assert!(out.status.success(), "SQL failed: {query}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Runs a redis-cli command against this test's Redis.
+    pub fn redis(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.redis_port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Waits for `child` to exit within `limit`; kills it and panics if not.
+    pub fn wait_exit(&self, child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{what} did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls `cond` every 50 ms until true or `limit` passes.
+    pub fn wait_until(&self, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(mut redis) = self.redis.take() {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = Command::new("mariadb")
+                .args(["--no-defaults", "-uroot", "-h", &self.host, "-P", &self.port, "-e"])
+                .arg(format!("DROP DATABASE IF EXISTS {}", self.database))
+                .output();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Makes a small test video with ffmpeg (test pattern + tone).
+pub fn make_video(path: &Path, seconds: u32, with_audio: bool) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=size=320x240:rate=25:duration={seconds}")]);
+    if with_audio {
+        cmd.args(["-f", "lavfi", "-i", &format!("sine=frequency=440:duration={seconds}"), "-c:a", "aac"]);
+    }
+    let status = cmd.args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest"]).arg(path).status().expect("ffmpeg");
+    assert!(status.success(), "ffmpeg failed to make {}", path.display());
+}
