@@ -34,7 +34,7 @@ const SEED_INDEXES: &[(&str, &str)] = &[
 /// Column counts per table: the seed's columns, plus five on processing_tasks.
 const COLUMNS: &[(&str, i64)] = &[
     ("users", 11), ("user_configs", 6), ("user_quotas", 9), ("videos", 18), ("processing_tasks", 19 + 5),
-    ("processing_results", 10), ("video_segments", 19), ("templates", 20), ("download_records", 15),
+    ("processing_results", 10), ("video_segments", 19), ("templates", 19), ("download_records", 15),
     ("operation_logs", 13), ("system_configs", 7),
 ];
 
