@@ -65,12 +65,12 @@ fn migrations_create_every_seed_table_column_and_index() {
         ));
         assert!(n > 0, "index {index} missing on {table}");
     }
-    // Foreign keys: 15 in the seed.
+    // Foreign keys: 14 in the seed.
     let fks = env.count(&format!(
         "SELECT COUNT(*) FROM information_schema.referential_constraints WHERE constraint_schema = '{}'",
         env.database
     ));
-    assert_eq!(fks, 15, "foreign keys");
+    assert_eq!(fks, 14, "foreign keys");
     // utf8mb4 everywhere.
     let not_utf8mb4 = env.count(&format!(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_collation <> 'utf8mb4_unicode_ci'",
