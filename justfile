@@ -1,0 +1,21 @@
+# Recipes for people who have `just`; each is one script in scripts/.
+
+# Run the demo (services, build, enqueue, scheduler + workers, results)
+demo:
+    ./scripts/demo.sh
+
+# Run every test against throwaway MariaDB and Redis
+test:
+    ./scripts/test.sh
+
+# Start the throwaway MariaDB and Redis and write .env
+services-up:
+    ./scripts/services.sh up
+
+# Stop them
+services-down:
+    ./scripts/services.sh down
+
+# Fetch a whisper model (base, tiny.en or base-q8_0) into .cache/models
+model name="base":
+    ./scripts/fetch-model.sh {{name}}

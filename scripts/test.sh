@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts throwaway MariaDB and
+# Redis (scripts/services.sh), builds every binary and runs every test.
+# Servers this script started are stopped again when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Builds stay warm between clones (CI clones afresh each time).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
+
+started_services=0
+if ! scripts/services.sh status | grep -q "mariadb: running"; then
+  started_services=1
+fi
+scripts/services.sh up
+if [ "$started_services" = 1 ]; then
+  trap 'scripts/services.sh down' EXIT
+fi
+
+cargo build --workspace --bins --locked
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
