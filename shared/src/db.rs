@@ -10,7 +10,7 @@ use crate::config::redact_url;
 use crate::BadInput;
 use anyhow::Context;
 use diesel_async::pooled_connection::bb8;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
@@ -32,7 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// with the server's reason and the URL (password redacted).
 pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     establish(url).await?;
-    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|url| Box::pin(establish_read_committed(url.to_string())));
+    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(30))
@@ -40,6 +42,21 @@ pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
         .await
         .with_context(|| format!("cannot build a connection pool for {}", redact_url(url)))?;
     Ok(pool)
+}
+
+/// Opens a pooled connection in READ COMMITTED isolation. The queue's
+/// statements lock rows by primary key or with SKIP LOCKED; REPEATABLE READ's
+/// gap and next-key locks would only add deadlocks between claims,
+/// completions and the reaper (seen at 128 concurrent tasks).
+async fn establish_read_committed(url: String) -> diesel::ConnectionResult<AsyncMysqlConnection> {
+    let mut conn = AsyncMysqlConnection::establish(&url).await?;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"),
+        &mut conn,
+    )
+    .await
+    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 /// Opens a single connection, with [`BadInput`] as the error when the

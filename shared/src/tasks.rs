@@ -487,35 +487,45 @@ pub async fn record_progress(
 
 /// Returns running tasks whose lease expired to pending (`retry_count + 1`,
 /// queued again at once), or fails those that used up `max_retries`.
-/// Returns (requeued, failed).
+/// Returns (requeued, failed). Finds candidates with a plain read (running
+/// rows are few and the read takes no locks), then updates them by primary
+/// key with the expiry re-checked, so a lease renewed in between is kept.
 pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<(usize, usize)> {
-    conn.transaction(async |conn| -> anyhow::Result<(usize, usize)> {
-        let failed = diesel::sql_query(format!(
-            "UPDATE processing_tasks FORCE INDEX (idx_queue) SET status = {failed}, \
-             error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
-             current_step = 'failed', completed_at = NOW(), lease_expires_at = NULL \
-             WHERE status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
-            failed = TaskStatus::Failed.code(),
-            running = TaskStatus::Processing.code(),
-        ))
-        .execute(conn)
+    let expired: Vec<i64> = pt::table
+        .filter(pt::status.eq(TaskStatus::Processing.code()))
+        .filter(pt::lease_expires_at.lt(now3().nullable()))
+        .select(pt::id)
+        .limit(BATCH_ROWS as i64)
+        .load(conn)
         .await
-        .context("failing tasks whose lease expired too often")?;
-        let requeued = diesel::sql_query(format!(
-            "UPDATE processing_tasks FORCE INDEX (idx_queue) SET status = {pending}, queued_at = NULL, \
-             retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
-             current_step = 'lease expired', \
-             error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
-             WHERE status = {running} AND lease_expires_at < NOW(3)",
-            pending = TaskStatus::Pending.code(),
-            running = TaskStatus::Processing.code(),
-        ))
-        .execute(conn)
-        .await
-        .context("requeueing tasks whose lease expired")?;
-        Ok((requeued, failed))
-    })
+        .context("looking for expired leases")?;
+    if expired.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids = expired.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let running = TaskStatus::Processing.code();
+    let failed = diesel::sql_query(format!(
+        "UPDATE processing_tasks SET status = {failed}, \
+         error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
+         current_step = 'failed', completed_at = NOW(), lease_expires_at = NULL \
+         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
+        failed = TaskStatus::Failed.code(),
+    ))
+    .execute(conn)
     .await
+    .context("failing tasks whose lease expired too often")?;
+    let requeued = diesel::sql_query(format!(
+        "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
+         retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
+         current_step = 'lease expired', \
+         error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
+         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3)",
+        pending = TaskStatus::Pending.code(),
+    ))
+    .execute(conn)
+    .await
+    .context("requeueing tasks whose lease expired")?;
+    Ok((requeued, failed))
 }
 
 /// True while any task is pending (queued or not) or running: what

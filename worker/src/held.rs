@@ -8,13 +8,18 @@
 use crate::cancel::Cancel;
 use shared::tasks::Lease;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One held task: its lease and the flag that stops its run.
 #[derive(Clone)]
 pub struct Held {
     pub lease: Lease,
     pub cancel: Cancel,
+    /// Set once the outcome is with the finisher: the lease is still renewed
+    /// (the commit may wait for the database) but no longer watched, since
+    /// the commit itself ends it.
+    pub finishing: Arc<AtomicBool>,
 }
 
 /// Thread-safe map of held tasks.
@@ -27,7 +32,8 @@ impl HeldTasks {
     /// Records a newly claimed task; returns its cancel flag.
     pub fn insert(&self, task_id: &str, lease: Lease) -> Cancel {
         let cancel = Cancel::new();
-        self.inner.lock().unwrap().insert(task_id.to_string(), Held { lease, cancel: cancel.clone() });
+        let held = Held { lease, cancel: cancel.clone(), finishing: Arc::new(AtomicBool::new(false)) };
+        self.inner.lock().unwrap().insert(task_id.to_string(), held);
         cancel
     }
 
@@ -41,6 +47,13 @@ impl HeldTasks {
         self.inner.lock().unwrap().get(task_id).cloned()
     }
 
+    /// Marks a task's outcome as handed to the finisher.
+    pub fn mark_finishing(&self, task_id: &str) {
+        if let Some(held) = self.inner.lock().unwrap().get(task_id) {
+            held.finishing.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Database ids of every held task, for the heartbeat.
     pub fn lease_ids(&self) -> Vec<i64> {
         self.inner.lock().unwrap().values().map(|h| h.lease.id).collect()
@@ -49,10 +62,12 @@ impl HeldTasks {
     /// Stops the runs of tasks whose database id is not in `still_held`:
     /// their lease was lost (reaped, cancelled, taken over). Returns how many.
     pub fn cancel_lost(&self, still_held: &[i64]) -> usize {
+        let still_held: std::collections::HashSet<i64> = still_held.iter().copied().collect();
         let map = self.inner.lock().unwrap();
         let mut lost = 0;
         for held in map.values() {
-            if !still_held.contains(&held.lease.id) && !held.cancel.is_cancelled() {
+            let finishing = held.finishing.load(Ordering::SeqCst);
+            if !finishing && !still_held.contains(&held.lease.id) && !held.cancel.is_cancelled() {
                 held.cancel.cancel();
                 lost += 1;
             }

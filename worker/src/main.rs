@@ -94,6 +94,7 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
     if let Outcome::Failed { reason, retryable } = &outcome {
         tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
     }
+    state.held.mark_finishing(&task.task_id);
     match state.finisher.finish(&task.task_id, held.lease.clone(), outcome).await {
         Ok(finished) => tracing::debug!(task_id = %task.task_id, ?finished, "task finished"),
         Err(e) => tracing::error!(task_id = %task.task_id, "outcome not committed: {e}"),

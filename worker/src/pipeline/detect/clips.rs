@@ -194,10 +194,11 @@ pub(crate) fn make_title(
     cjk: bool,
     cfg: &DetectionConfig,
 ) -> String {
-    let snippet = lead
-        .trim()
-        .trim_end_matches(|c: char| is_terminal(c) || is_comma(c) || is_closer(c))
-        .trim();
+    // keep ? and ! (they carry the hook), drop other trailing punctuation
+    let soft_end = |c: char| {
+        (is_terminal(c) && !matches!(c, '?' | '？' | '!' | '！')) || is_comma(c) || is_closer(c)
+    };
+    let snippet = lead.trim().trim_end_matches(soft_end).trim();
     let (label, sep, max) = if cjk {
         (kind.display_label(true), "｜", cfg.title_max_chars_cjk)
     } else {

@@ -107,6 +107,10 @@ pub struct DetectionConfig {
     pub thresholds: TypeValues,
     /// The best score must exceed the second best by at least this much.
     pub min_margin: f64,
+    /// An unlabelled sentence right next to (within `merge_gap_seconds`) a
+    /// labelled one takes that label when its own score for the type reaches
+    /// this (selling points often span sentences).
+    pub continuation_threshold: f64,
     /// Hook bonus (raw score) for the first sentence; the k-th early sentence
     /// gets `bonus * (1 - k / hook_early_sentences)`.
     pub hook_position_bonus: f64,
@@ -154,6 +158,7 @@ impl Default for DetectionConfig {
                 promotion: 0.45,
             },
             min_margin: 0.0,
+            continuation_threshold: 0.25,
             hook_position_bonus: 0.5,
             hook_early_sentences: 2,
             hook_window_seconds: 12.0,
@@ -294,6 +299,7 @@ impl DetectionConfig {
             ("question_weight", self.question_weight),
             ("exclamation_weight", self.exclamation_weight),
             ("min_margin", self.min_margin),
+            ("continuation_threshold", self.continuation_threshold),
         ];
         for (name, v) in secs {
             if !v.is_finite() || v < 0.0 {

@@ -293,11 +293,43 @@ pub fn detect(
             }
         })
         .collect();
+    let scored = extend_labels(scored, cfg);
     let selling_points = clips::build_clips(&scored, media_duration, cfg);
     Detection {
         sentences: scored,
         selling_points,
     }
+}
+
+/// Gives an unlabelled sentence the label of a directly neighbouring sentence
+/// (gap within `merge_gap_seconds`) when its own score for that type reaches
+/// `continuation_threshold`: selling points often run over several sentences
+/// and only the first one carries the keywords.
+fn extend_labels(mut scored: Vec<ScoredSentence>, cfg: &DetectionConfig) -> Vec<ScoredSentence> {
+    let original: Vec<Option<SellingPointType>> = scored.iter().map(|s| s.label).collect();
+    for i in 0..scored.len() {
+        if original[i].is_some() {
+            continue;
+        }
+        let mut best: Option<(SellingPointType, f64)> = None;
+        let neighbours = [i.checked_sub(1), Some(i + 1).filter(|&j| j < scored.len())];
+        for j in neighbours.into_iter().flatten() {
+            let Some(kind) = original[j] else { continue };
+            let (a, b) = if j < i { (j, i) } else { (i, j) };
+            let gap = scored[b].sentence.start - scored[a].sentence.end;
+            let s = scored[i].score(kind);
+            if gap <= cfg.merge_gap_seconds
+                && s >= cfg.continuation_threshold
+                && best.is_none_or(|(_, bs)| s > bs)
+            {
+                best = Some((kind, s));
+            }
+        }
+        if let Some((kind, _)) = best {
+            scored[i].label = Some(kind);
+        }
+    }
+    scored
 }
 
 /// Best type whose score reaches its threshold and beats the runner-up by the

@@ -205,7 +205,7 @@ impl LexiconScorer {
                 .map(|t| t.weight)
                 .sum();
         }
-        let hook = SellingPointType::Hook as usize;
+        let hook = SellingPointType::Hook.index();
         if text.contains(&'?') {
             raw[hook] += self.question_weight;
         }
@@ -244,7 +244,7 @@ impl Scorer for LexiconScorer {
         let raw = self.raw(sentence, position, language);
         SellingPointType::ALL
             .iter()
-            .map(|k| (*k, 1.0 - (-raw[*k as usize]).exp()))
+            .map(|k| (*k, 1.0 - (-raw[k.index()]).exp()))
             .collect()
     }
 }

@@ -269,8 +269,8 @@ pub fn split_sentences(t: &Transcript, cfg: &DetectionConfig) -> Vec<Sentence> {
     let mut pieces: Vec<(usize, usize, Break, Break)> = Vec::new();
     let mut a = 0;
     let mut before = Break::Hard;
-    for i in 0..n {
-        let after = if i == n - 1 { Some(Break::Hard) } else { breaks[i] };
+    breaks[n - 1] = Some(Break::Hard);
+    for (i, &after) in breaks.iter().enumerate() {
         if let Some(k) = after {
             pieces.push((a, i, before, k));
             a = i + 1;

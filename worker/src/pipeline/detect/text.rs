@@ -82,7 +82,7 @@ pub(crate) fn is_terminal(c: char) -> bool {
 
 /// Clause punctuation where a long pause may end a sentence.
 pub(crate) fn is_comma(c: char) -> bool {
-    matches!(c, '，' | ',' | '、' | ':' | '：' | '～' | '~' | '…' | '，')
+    matches!(c, '，' | ',' | '、' | ':' | '：' | '～' | '~' | '…')
 }
 
 /// Closing quotes / brackets that may follow sentence punctuation.
@@ -213,17 +213,14 @@ pub(crate) fn number_ends(text: &[char], p: usize) -> Vec<usize> {
         }
         let mut e = p;
         while e < n {
-            if text[e].is_ascii_digit() {
-                e += 1;
-            } else if matches!(text[e], '.' | ',')
-                && e + 1 < n
-                && text[e + 1].is_ascii_digit()
+            let inner_sep = matches!(text[e], '.' | ',')
                 && e > p
-            {
-                e += 1;
-            } else {
+                && e + 1 < n
+                && text[e + 1].is_ascii_digit();
+            if !(text[e].is_ascii_digit() || inner_sep) {
                 break;
             }
+            e += 1;
         }
         return vec![e];
     }

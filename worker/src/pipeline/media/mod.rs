@@ -58,6 +58,7 @@
 mod audio;
 mod cancel;
 mod cut;
+mod h264;
 mod probe;
 mod run;
 mod thumb;
