@@ -14,9 +14,9 @@
 //! statements.
 
 use crate::db::PooledConnection;
-use crate::models::{NewResult, NewTask, TaskStatus, TaskSummary};
+use crate::models::{NewResult, NewSegment, NewTask, TaskStatus, TaskSummary, VideoMetadata};
 use crate::queue::Queue;
-use crate::schema::{processing_results, processing_tasks as pt};
+use crate::schema::{processing_results, processing_tasks as pt, video_segments, videos};
 use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
@@ -278,14 +278,30 @@ pub async fn renew_leases(
 /// How a worker's run of a task ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Done: write these result rows and mark the task completed.
-    Completed { results: Vec<NewResult> },
+    /// Done: write these rows and mark the task completed.
+    Completed(Box<Completion>),
     /// Failed. `retryable` failures go back to pending with a backoff until
     /// `max_retries` is used up; the others fail at once.
     Failed { reason: String, retryable: bool },
     /// Not run (worker shutting down): back to pending at once, no retry
     /// counted.
     HandedBack,
+}
+
+/// Everything a completed task writes, in its completing transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub results: Vec<NewResult>,
+    pub segments: Vec<NewSegment>,
+    /// The probed metadata of the task's video, with the video's id.
+    pub video: Option<(i64, VideoMetadata)>,
+}
+
+impl Outcome {
+    /// A completion that writes only these result rows.
+    pub fn completed(results: Vec<NewResult>) -> Outcome {
+        Outcome::Completed(Box::new(Completion { results, ..Completion::default() }))
+    }
 }
 
 /// What [`finish_tasks`] did with one task.
@@ -365,6 +381,8 @@ pub async fn finish_tasks(
         let mut report = Vec::with_capacity(batch.len());
         let mut completed_ids = Vec::new();
         let mut results = Vec::new();
+        let mut segments = Vec::new();
+        let mut video_updates = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
                 row.status == TaskStatus::Processing.code()
@@ -377,9 +395,12 @@ pub async fn finish_tasks(
                 continue;
             };
             match outcome {
-                Outcome::Completed { results: rows } => {
+                Outcome::Completed(completion) => {
+                    let completion = *completion;
                     completed_ids.push(lease.id);
-                    results.extend(rows);
+                    results.extend(completion.results);
+                    segments.extend(completion.segments);
+                    video_updates.extend(completion.video);
                     report.push(Finished::Committed(TaskStatus::Completed));
                 }
                 Outcome::HandedBack => {
@@ -457,6 +478,20 @@ pub async fn finish_tasks(
                 .execute(conn)
                 .await
                 .context("writing processing_results rows")?;
+        }
+        for chunk in segments.chunks(BATCH_ROWS) {
+            diesel::insert_into(video_segments::table)
+                .values(chunk)
+                .execute(conn)
+                .await
+                .context("writing video_segments rows")?;
+        }
+        for (video_id, metadata) in &video_updates {
+            diesel::update(videos::table.find(*video_id))
+                .set(metadata)
+                .execute(conn)
+                .await
+                .context("writing video metadata")?;
         }
         Ok(report)
     })
@@ -604,4 +639,16 @@ pub async fn retry_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -
     .execute(conn)
     .await
     .context("retrying tasks")
+}
+
+/// The segments of a task (public id), in time order.
+pub async fn find_segments(conn: &mut PooledConnection<'_>, task_id: &str) -> anyhow::Result<Vec<crate::models::SegmentRow>> {
+    video_segments::table
+        .inner_join(pt::table)
+        .filter(pt::task_id.eq(task_id))
+        .order(video_segments::start_time)
+        .select(crate::models::SegmentRow::as_select())
+        .load(conn)
+        .await
+        .context("reading segments")
 }

@@ -47,8 +47,7 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel) -> Outcome {
     if draw(task) < config.fail_rate {
         return Outcome::Failed { reason: format!("noop failed on purpose (fail_rate {})", config.fail_rate), retryable: true };
     }
-    Outcome::Completed {
-        results: vec![NewResult {
+    Outcome::completed(vec![NewResult {
             task_id: task.id,
             user_id: task.user_id,
             video_id: task.video_id,
@@ -57,6 +56,5 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel) -> Outcome {
             file_path: None,
             file_size: None,
             metadata: None,
-        }],
-    }
+        }])
 }
