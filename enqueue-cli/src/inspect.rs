@@ -19,6 +19,12 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SegmentsArgs {
+    /// Public task id (processing_tasks.task_id)
+    pub task_id: String,
+}
+
+#[derive(Args, Debug)]
 pub struct TaskIds {
     /// Public task ids (processing_tasks.task_id)
     #[arg(required = true)]
@@ -181,4 +187,41 @@ pub async fn wait_for(pool: &Pool, out: &Output, task_ids: &[String]) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// `enqueue segments`: the task's clips in time order.
+pub async fn segments(settings: &Settings, out: &Output, args: SegmentsArgs) -> anyhow::Result<ExitCode> {
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    load(&pool, std::slice::from_ref(&args.task_id)).await?;
+    let rows = shared::tasks::find_segments(&mut shared::db::conn(&pool).await?, &args.task_id).await?;
+    let number = |d: &bigdecimal::BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
+    if !out.json {
+        println!("{:<9}  {:>8}  {:>8}  {:>4}  {:<32}  CLIP", "TYPE", "START", "END", "CONF", "TITLE");
+    }
+    for row in &rows {
+        let value = json!({
+            "segment_id": row.segment_id,
+            "selling_point_type": row.selling_point_type,
+            "start_time": number(&row.start_time),
+            "end_time": number(&row.end_time),
+            "confidence": row.confidence.as_ref().map(number),
+            "title": row.title,
+            "description": row.description,
+            "file_path": row.file_path,
+            "file_size": row.file_size,
+            "thumbnail_url": row.thumbnail_url,
+        });
+        out.emit(&value, || {
+            format!(
+                "{:<9}  {:>8.3}  {:>8.3}  {:>4.2}  {:<32}  {}",
+                row.selling_point_type,
+                number(&row.start_time),
+                number(&row.end_time),
+                row.confidence.as_ref().map(number).unwrap_or(0.0),
+                row.title.as_deref().unwrap_or(""),
+                row.file_path.as_deref().unwrap_or("")
+            )
+        });
+    }
+    Ok(ExitCode::SUCCESS)
 }

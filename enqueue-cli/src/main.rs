@@ -44,6 +44,8 @@ enum Command {
     Noop(create::NoopArgs),
     /// Show tasks' status, progress, step, retries, error and timings
     Status(inspect::StatusArgs),
+    /// Show a task's clips: type, times, confidence, title, files
+    Segments(inspect::SegmentsArgs),
     /// Show queue depths and task counts
     Queues,
     /// Cancel tasks: pending ones never run, running ones are stopped
@@ -102,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(args) => create::task(&cli.settings, &out, args).await,
         Command::Noop(args) => create::noop(&cli.settings, &out, args).await,
         Command::Status(args) => inspect::status(&cli.settings, &out, args).await,
+        Command::Segments(args) => inspect::segments(&cli.settings, &out, args).await,
         Command::Queues => inspect::queues(&cli.settings, &out).await,
         Command::Cancel(args) => inspect::cancel(&cli.settings, &out, args).await,
         Command::Retry(args) => inspect::retry(&cli.settings, &out, args).await,
