@@ -5,8 +5,10 @@
 //!    source of truth), then the marker is set.
 //! 2. **Reap** running tasks whose lease expired: back to pending with
 //!    `retry_count + 1`, or failed once `max_retries` is used up.
-//! 3. **Age**: pending tasks that waited longer than the maximum wait, in the
-//!    database or in a Redis list, go to the head of `queue:high_priority`.
+//! 3. **Age**: pending tasks that waited longer than the maximum wait in the
+//!    database, or in the normal list, go to the head of
+//!    `queue:high_priority`; so do queued tasks of any priority after four
+//!    times the maximum wait (their entry was lost with a dying worker).
 //! 4. **Fill** the lists with due tasks by priority then age, keeping about
 //!    two seconds of the workers' recent consumption waiting in Redis (at
 //!    least `min_queued`). Keeping Redis short keeps priorities meaningful:
@@ -139,8 +141,16 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
     }
 
     for selection in [
+        // Waiting in the database too long, whatever the priority.
         DueSelection::WaitingLongerThan(options.max_wait_seconds),
-        DueSelection::QueuedLongerThan(options.max_wait_seconds),
+        // Starving in the normal list behind high-priority work.
+        DueSelection::QueuedLongerThan {
+            seconds: options.max_wait_seconds,
+            above_priority: options.high_priority_threshold,
+        },
+        // Any queued task whose entry must have been lost (a worker died
+        // between popping and claiming): far past the maximum wait.
+        DueSelection::QueuedLongerThan { seconds: options.max_wait_seconds.saturating_mul(4), above_priority: 0 },
     ] {
         let aged = tasks::queue_due_tasks(&mut conn, selection, BATCH, queue, options.high_priority_threshold).await?;
         report.aged += aged.len();

@@ -71,10 +71,12 @@ pub enum DueSelection {
     /// Pending tasks not yet in Redis that have waited longer than this many
     /// seconds, oldest first, whatever their priority (aging).
     WaitingLongerThan(u32),
-    /// Pending tasks already pushed to Redis more than this many seconds ago
-    /// and still not claimed: starved behind higher priorities, or their
-    /// Redis entry was lost. Pushed again (duplicates are harmless).
-    QueuedLongerThan(u32),
+    /// Pending tasks pushed to Redis more than `seconds` ago, with a
+    /// priority number above `above_priority`, still not claimed: starved
+    /// behind higher priorities, or their Redis entry was lost (a worker
+    /// died between popping and claiming). Pushed again to the head of the
+    /// high-priority list (duplicates are harmless); `queued_at` restarts.
+    QueuedLongerThan { seconds: u32, above_priority: i8 },
 }
 
 /// Selects up to `limit` due tasks, pushes their ids into Redis (aged and
@@ -106,10 +108,10 @@ pub async fn queue_due_tasks(
              WHERE status = 0 AND queued_at IS NULL AND next_attempt_at <= NOW(3) - INTERVAL {secs} SECOND \
              ORDER BY next_attempt_at LIMIT {limit} FOR UPDATE SKIP LOCKED"
         ),
-        DueSelection::QueuedLongerThan(secs) => format!(
+        DueSelection::QueuedLongerThan { seconds, above_priority } => format!(
             "SELECT id, task_id, priority FROM processing_tasks FORCE INDEX (idx_queue) \
-             WHERE status = 0 AND queued_at < NOW(3) - INTERVAL {secs} SECOND \
-             LIMIT {limit} FOR UPDATE SKIP LOCKED"
+             WHERE status = 0 AND queued_at < NOW(3) - INTERVAL {seconds} SECOND AND priority > {above_priority} \
+             ORDER BY queued_at LIMIT {limit} FOR UPDATE SKIP LOCKED"
         ),
     };
     conn.transaction(async move |conn| -> anyhow::Result<Vec<DueTask>> {
@@ -369,7 +371,7 @@ pub async fn finish_tasks(
         let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
         let locked: Vec<LockedTask> = diesel::sql_query(format!(
             "SELECT id, lease_owner, attempts, status, retry_count, max_retries, \
-             (lease_expires_at > NOW(3)) AS lease_valid \
+             COALESCE(lease_expires_at > NOW(3), FALSE) AS lease_valid \
              FROM processing_tasks WHERE id IN ({}) FOR UPDATE",
             ids.join(",")
         ))

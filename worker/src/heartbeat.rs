@@ -34,7 +34,7 @@ pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_mill
         .await;
         match result {
             Ok(still_held) => {
-                let lost = held.cancel_lost(&still_held);
+                let lost = held.cancel_lost(&ids, &still_held);
                 if lost > 0 {
                     tracing::warn!(lost, "leases lost (cancelled or reaped): stopping those tasks");
                 }

@@ -59,15 +59,18 @@ impl HeldTasks {
         self.inner.lock().unwrap().values().map(|h| h.lease.id).collect()
     }
 
-    /// Stops the runs of tasks whose database id is not in `still_held`:
-    /// their lease was lost (reaped, cancelled, taken over). Returns how many.
-    pub fn cancel_lost(&self, still_held: &[i64]) -> usize {
+    /// Stops the runs of tasks that were `checked` but are not in
+    /// `still_held`: their lease was lost (reaped, cancelled, taken over).
+    /// Tasks claimed after the check are left alone. Returns how many.
+    pub fn cancel_lost(&self, checked: &[i64], still_held: &[i64]) -> usize {
         let still_held: std::collections::HashSet<i64> = still_held.iter().copied().collect();
+        let checked: std::collections::HashSet<i64> = checked.iter().copied().collect();
         let map = self.inner.lock().unwrap();
         let mut lost = 0;
         for held in map.values() {
+            let id = held.lease.id;
             let finishing = held.finishing.load(Ordering::SeqCst);
-            if !finishing && !still_held.contains(&held.lease.id) && !held.cancel.is_cancelled() {
+            if checked.contains(&id) && !still_held.contains(&id) && !finishing && !held.cancel.is_cancelled() {
                 held.cancel.cancel();
                 lost += 1;
             }

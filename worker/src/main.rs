@@ -9,18 +9,12 @@
 //! - `finisher`: group commit of outcomes under the lease;
 //! - this file: flags, wiring, and the shutdown sequence.
 
-mod cancel;
-mod fetch;
-mod finisher;
-mod heartbeat;
-mod held;
-mod jobs;
-
 use apalis::prelude::*;
 use clap::Parser;
-use fetch::FetchState;
-use finisher::Finisher;
-use held::HeldTasks;
+use worker::fetch::{self, FetchState};
+use worker::finisher::Finisher;
+use worker::held::HeldTasks;
+use worker::{heartbeat, jobs};
 use shared::config::{load_dotenv, QueueSettings, Settings};
 use shared::shutdown::Shutdown;
 use shared::tasks::{ClaimedTask, Outcome};
@@ -76,10 +70,33 @@ fn worker_id() -> String {
     format!("{host}:{}:{:04x}", std::process::id(), nanos & 0xffff)
 }
 
+/// Where the worker looks for a model when `WHISPER_MODEL` is not set.
+const DEFAULT_MODEL: &str = ".cache/models/ggml-base.bin";
+
+/// Loads the whisper model once for the whole process. A model named by
+/// `WHISPER_MODEL` must load (else exit 2); without it the default path is
+/// tried, and a worker with no model still runs every other task type.
+fn load_transcriber(configured: Option<&str>) -> anyhow::Result<Option<Arc<worker::pipeline::transcribe::Transcriber>>> {
+    use worker::pipeline::transcribe::Transcriber;
+    let path = match configured {
+        Some(path) => std::path::PathBuf::from(path),
+        None if std::path::Path::new(DEFAULT_MODEL).is_file() => std::path::PathBuf::from(DEFAULT_MODEL),
+        None => {
+            tracing::warn!("no whisper model (WHISPER_MODEL unset, {DEFAULT_MODEL} absent): video_clip tasks this worker takes fail (retryable) until it has one");
+            return Ok(None);
+        }
+    };
+    let started = std::time::Instant::now();
+    let transcriber = Transcriber::load(&path).map_err(|e| shared::BadInput::new(format!("{e:#}")))?;
+    tracing::info!(model = %path.display(), seconds = started.elapsed().as_secs_f64(), "whisper model loaded");
+    Ok(Some(Arc::new(transcriber)))
+}
+
 /// What every task run can reach.
 struct WorkerState {
     held: Arc<HeldTasks>,
     finisher: Finisher,
+    services: jobs::Services,
 }
 
 /// apalis handler: run the task, commit its outcome, forget its lease.
@@ -90,7 +107,7 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
     let span = tracing::info_span!("task", task_id = %task.task_id, task_type = %task.task_type, attempt = task.attempts);
     let _enter = span.enter();
     drop(_enter);
-    let outcome = jobs::run(&task, &held.cancel).await;
+    let outcome = jobs::run(&task, &held.cancel, &state.services).await;
     if let Outcome::Failed { reason, retryable } = &outcome {
         tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
     }
@@ -153,7 +170,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         concurrency,
         cli.exit_when_idle,
     ));
-    let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone() });
+    let services = jobs::Services {
+        pool: pool.clone(),
+        queue: queue.clone(),
+        storage: shared::storage::Storage::from_url(&cli.settings.storage_url)?,
+        transcriber: load_transcriber(cli.settings.whisper_model.as_deref())?,
+    };
+    let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone(), services });
 
     // Stop on a signal, or when idle with --exit-when-idle.
     let stop = {
@@ -200,10 +223,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if !leftovers.is_empty() {
         tracing::warn!(tasks = leftovers.len(), "handing back unfinished tasks");
         for (task_id, entry) in leftovers {
-            entry.cancel.cancel();
+            // Hand back first, then stop the run: its own outcome then finds
+            // the lease gone and is refused.
             if let Err(e) = finisher.finish(&task_id, entry.lease, Outcome::HandedBack).await {
                 tracing::error!(%task_id, "hand-back failed (the lease will expire instead): {e}");
             }
+            entry.cancel.cancel();
         }
     }
     trigger.trigger();

@@ -75,7 +75,13 @@ pub struct TestEnv {
 impl TestEnv {
     /// Creates the database (migrated), starts Redis, makes a storage dir.
     pub fn new() -> TestEnv {
-        let server = server_url();
+        TestEnv::on_server(&server_url())
+    }
+
+    /// Like [`TestEnv::new`], on the MariaDB server at `server`
+    /// (`mysql://user@host:port`).
+    pub fn on_server(server: &str) -> TestEnv {
+        let server = server.to_string();
         let (host, port) = host_port(&server);
         let database = format!(
             "test_{}_{}_{}",
@@ -86,14 +92,7 @@ impl TestEnv {
         let dir = project_root().join(".local/tests").join(&database);
         std::fs::create_dir_all(&dir).unwrap();
         let redis_port = free_port();
-        let redis = Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (run scripts/services.sh up to install it)");
+        let redis = start_redis(redis_port, &dir);
         let mut env = TestEnv {
             database_url: format!("{server}/{database}"),
             database,
@@ -110,6 +109,17 @@ impl TestEnv {
         let out = env.enqueue(&["migrate"]);
         assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
         env
+    }
+
+    /// Kills this test's Redis (as a crash would: no save) and starts a new,
+    /// empty one on the same port.
+    pub fn restart_redis(&mut self) {
+        if let Some(mut redis) = self.redis.take() {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+        self.redis = Some(start_redis(self.redis_port, &self.dir));
+        self.wait_for_redis();
     }
 
     fn wait_for_redis(&mut self) {
@@ -226,6 +236,97 @@ impl Drop for TestEnv {
                 .output();
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Starts a redis-server without persistence on `port`.
+fn start_redis(port: u16, dir: &Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (run scripts/services.sh up to install it)")
+}
+
+/// A private MariaDB server for tests that stop and restart the database
+/// (the shared one serves the other tests running at the same time).
+pub struct PrivateMariaDb {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateMariaDb {
+    /// Initialises a data directory under `parent` and starts the server.
+    pub fn start(parent: &Path) -> PrivateMariaDb {
+        let dir = parent.join("mariadb");
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db");
+        assert!(status.success(), "mariadb-install-db failed");
+        let mut db = PrivateMariaDb { port: free_port(), dir, child: None };
+        db.restart();
+        db
+    }
+
+    /// Starts the server (again) and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd".into() } else { "mariadbd".to_string() };
+        let child = Command::new(mariadbd)
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=64M"])
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .arg(format!("--log-error={}", self.dir.join("err.log").display()))
+            .arg(format!("--port={}", self.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = Command::new("mariadb-admin")
+                .args(["--no-defaults", "-uroot", "-h127.0.0.1", &format!("-P{}", self.port), "ping"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("private MariaDB did not start");
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `mysql://root@127.0.0.1:PORT` (no database).
+    pub fn server_url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -282,36 +282,31 @@ pub fn split_sentences(t: &Transcript, cfg: &DetectionConfig) -> Vec<Sentence> {
         content_units(&text)
     };
     // glue too-short pieces across soft boundaries
-    loop {
-        let mut changed = false;
-        for idx in 0..pieces.len() {
-            if piece_units(&pieces[idx]) >= cfg.min_sentence_units {
-                continue;
-            }
-            let left_soft = pieces[idx].2 == Break::Soft && idx > 0;
-            let right_soft = pieces[idx].3 == Break::Soft && idx + 1 < pieces.len();
-            let go_left = match (left_soft, right_soft) {
-                (true, true) => gap_after(pieces[idx - 1].1) <= gap_after(pieces[idx].1),
-                (l, _) => l,
-            };
-            if go_left {
-                let cur = pieces.remove(idx);
-                let prev = &mut pieces[idx - 1];
-                prev.1 = cur.1;
-                prev.3 = cur.3;
-                changed = true;
-                break;
-            } else if right_soft {
-                let next = pieces.remove(idx + 1);
-                let cur = &mut pieces[idx];
-                cur.1 = next.1;
-                cur.3 = next.3;
-                changed = true;
-                break;
-            }
+    let mut idx = 0;
+    while idx < pieces.len() {
+        if piece_units(&pieces[idx]) >= cfg.min_sentence_units {
+            idx += 1;
+            continue;
         }
-        if !changed {
-            break;
+        let left_soft = pieces[idx].2 == Break::Soft && idx > 0;
+        let right_soft = pieces[idx].3 == Break::Soft && idx + 1 < pieces.len();
+        let go_left = match (left_soft, right_soft) {
+            (true, true) => gap_after(pieces[idx - 1].1) <= gap_after(pieces[idx].1),
+            (l, _) => l,
+        };
+        if go_left {
+            let cur = pieces.remove(idx);
+            let prev = &mut pieces[idx - 1];
+            prev.1 = cur.1;
+            prev.3 = cur.3;
+            idx -= 1; // the grown piece is checked again
+        } else if right_soft {
+            let next = pieces.remove(idx + 1);
+            let cur = &mut pieces[idx];
+            cur.1 = next.1;
+            cur.3 = next.3;
+        } else {
+            idx += 1;
         }
     }
 
@@ -351,6 +346,9 @@ pub fn split_sentences(t: &Transcript, cfg: &DetectionConfig) -> Vec<Sentence> {
         .into_iter()
         .filter_map(|(a, b)| {
             let (start, end) = span_of(&units[a..=b])?;
+            if !start.is_finite() || !end.is_finite() {
+                return None;
+            }
             let raw: String = units[a..=b].iter().map(|u| u.text.as_str()).collect();
             let text = clean_display(&raw);
             if !has_word(&text) {

@@ -498,17 +498,17 @@ fn fixture_results() -> Vec<(String, bool, EvalCounts)> {
         let verbose = std::env::var("DETECT_VERBOSE").unwrap_or_default();
         let show = verbose == "all" || (verbose == "train" && !f.held_out);
         out.push((name.clone(), f.held_out, c));
-        if !show {
-            continue;
-        }
         println!(
-            "{name:<10} held_out={:<5} tp={} fp={} fn={} f1={:.3}",
+            "{name:<22} held_out={:<5} tp={} fp={} fn={} f1={:.3}",
             f.held_out,
             c.tp,
             c.fp,
             c.fn_,
             c.f1()
         );
+        if !show {
+            continue;
+        }
         for s in &d.sentences {
             println!(
                 "    [{:6.2}-{:6.2}] {:<10} {:?} {}",

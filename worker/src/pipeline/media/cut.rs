@@ -17,7 +17,9 @@ use super::{Cancel, MediaError};
 /// the video is clamped to it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CutRequest {
+    /// Clip start in seconds (snapped to the nearest frame start).
     pub start: f64,
+    /// Clip end in seconds, exclusive (snapped to the nearest frame boundary).
     pub end: f64,
 }
 
@@ -60,7 +62,8 @@ pub struct CutReport {
 
 /// Cuts `[req.start, req.end)` of `input` into `output`, frame-exact with
 /// audio in sync, re-encoding as little as possible (see the module docs).
-/// The container follows `output`'s extension (MP4/MOV get `+faststart`);
+/// The container follows `output`'s extension (MP4/MOV get `+faststart`; no
+/// extension means MP4);
 /// codecs follow the source where possible (H.264 stays H.264 via libx264).
 /// `probe` is the input's [`super::source_info`]. `on_progress` receives
 /// monotonically increasing fractions in `[0, 1]`.
@@ -109,7 +112,11 @@ pub(crate) async fn cut_clip_with(
     let interval = if to_eof { format!("{}%", secs(lo)) } else { format!("{}%{}", secs(lo), secs(abs_end + 2.0)) };
     let scan = scan_packets(input, Some(&interval)).await?;
     cancel.check()?;
-    let clip = snap(&scan, abs_start, abs_end, to_eof)
+    // The scan stops at the first packet at or after `abs_end + 2`; if it ended
+    // well before that, the stream ended.
+    let last_pts = scan.packets.iter().map(|p| p.pts).max().unwrap_or(0);
+    let eof = to_eof || scan.abs(last_pts) < abs_end + 1.0;
+    let clip = snap(&scan, abs_start, abs_end, eof)
         .ok_or_else(|| MediaError::InvalidRequest(format!("no video frames in {}..{}", req.start, req.end)))?;
     progress.set(0.02);
 
@@ -126,8 +133,8 @@ pub(crate) async fn cut_clip_with(
                 }
                 Err(e) if super::is_cancelled(&e) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(input = %input.display(), error = format!("{e:#}"), "smart cut failed, re-encoding");
-                    format!("smart cut failed verification: {e:#}")
+                    tracing::info!(input = %input.display(), error = format!("{e:#}"), "smart cut not possible, re-encoding");
+                    format!("smart cut not possible: {e:#}")
                 }
             }
         }
@@ -138,9 +145,11 @@ pub(crate) async fn cut_clip_with(
     };
 
     // 3. Full re-encode.
-    let file_size = full_reencode(input, output, probe, &scan, &clip, cancel, &mut progress).await?;
+    let (file_size, frames, duration) = full_reencode(input, output, probe, &scan, &clip, cancel, &mut progress).await?;
     progress.set(1.0);
-    Ok(clip.report(&scan, CutMethod::FullReencode, file_size, clip.frames.len() as u64, Some(fallback_reason), t0))
+    let mut report = clip.report(&scan, CutMethod::FullReencode, file_size, frames, Some(fallback_reason), t0);
+    (report.frames, report.duration) = (frames, duration);
+    Ok(report)
 }
 
 /// Monotonic progress reporting.
@@ -251,24 +260,27 @@ fn plan_smart(scan: &PacketScan, probe: &SourceInfo, clip: &Clip) -> Result<Plan
     if let Some(fo) = probe.field_order.as_deref().filter(|f| *f != "progressive") {
         return Err(format!("interlaced video ({fo})"));
     }
-    let keys: Vec<i64> = scan.keyframe_pts().into_iter().filter(|&k| k >= clip.start && k < clip.end).collect();
-    let Some(&k1) = keys.first() else {
+    // Keyframes inside the clip as (decode index, pts), in pts order.
+    let mut keys: Vec<(usize, i64)> = (scan.packets.iter().enumerate())
+        .filter(|(_, p)| p.key && p.pts >= clip.start && p.pts < clip.end)
+        .map(|(i, p)| (i, p.pts))
+        .collect();
+    keys.sort_by_key(|&(_, pts)| pts);
+    let Some(&(i1, k1)) = keys.first() else {
         return Err("clip is shorter than the distance to the next keyframe".into());
     };
-    for &k in &keys {
-        let i = scan.key_index(k).ok_or("keyframe not found in scan")?;
-        if scan.open_gop_at(i) {
-            return Err("open GOP (leading frames reference the previous GOP)".into());
-        }
+    if keys.windows(2).any(|w| w[1].0 < w[0].0) {
+        return Err("keyframes out of decode order".into());
+    }
+    if keys.iter().any(|&(i, _)| scan.open_gop_at(i)) {
+        return Err("open GOP (leading frames reference the previous GOP)".into());
     }
     let count = |a: i64, b: i64| clip.frames.iter().filter(|&&p| p >= a && p < b).count() as u64;
     let head_frames = count(clip.start, k1);
-    let i1 = scan.key_index(k1).ok_or("keyframe not found in scan")?;
 
     // Copy through the GOP of the last keyframe if, in decode order, the
     // frames needed before `end` come without frames displayed after it.
-    let k_last = *keys.last().expect("non-empty");
-    let i_last = scan.key_index(k_last).ok_or("keyframe not found in scan")?;
+    let (i_last, k_last) = *keys.last().expect("non-empty");
     let gop_end = scan.packets[i_last + 1..]
         .iter()
         .position(|p| p.key)
@@ -300,7 +312,9 @@ fn plan_smart(scan: &PacketScan, probe: &SourceInfo, clip: &Clip) -> Result<Plan
 }
 
 /// Runs the smart-cut plan; returns the output size. Any error (other than
-/// cancellation) makes the caller fall back to a full re-encode.
+/// cancellation) makes the caller fall back to a full re-encode. Six short
+/// process runs: read the source's parameter sets, make all pieces in one
+/// ffmpeg run, join + audio, and two verification probes.
 #[allow(clippy::too_many_arguments)]
 async fn smart_cut<F: FnMut(f64)>(
     input: &Path,
@@ -314,74 +328,66 @@ async fn smart_cut<F: FnMut(f64)>(
 ) -> anyhow::Result<u64> {
     let work = TempPath::new(temp_sibling(output, "cut"));
     tokio::fs::create_dir_all(work.path()).await.context("creating work directory")?;
-    let mut plan_params: Option<String> = None;
-    let needs_encode = plan.head_frames > 0 || plan.tail.is_some();
-    if needs_encode {
-        // Replay the source's x264 settings so the new pieces get the same SPS/PPS.
-        let first_au = access_unit(input, None, cancel).await?;
-        let sei = h264::x264_options(&first_au)
-            .context("not encoded by x264: parameter sets cannot be reproduced")?;
-        let yuv444 = probe.pix_fmt.starts_with("yuv444") || probe.pix_fmt.starts_with("yuvj444");
-        plan_params = Some(
-            h264::x264_params_from_sei(&sei, probe.video_level, yuv444)
-                .context("x264 settings cannot be replayed (custom matrices, AVC-Intra, ...)")?,
-        );
-    }
-    let src_sets = if needs_encode {
-        h264::parameter_sets(&access_unit(input, Some(scan.abs_us(plan.k1)), cancel).await?)
-    } else {
-        Vec::new()
-    };
     let timescale = (scan.tb_num == 1).then(|| scan.tb_den.to_string());
     let dur = |a: i64, b: i64| scan.abs(b) - scan.abs(a);
 
-    let encode_piece = |name: &str, from: i64, frames: u64| {
-        let mut a = args![
-            "-seek_timestamp", "1", "-ss", us_str(scan.abs_us(from)), "-i", input,
-            "-map", "0:v:0", "-an", "-sn", "-dn", "-frames:v", frames.to_string(),
-            "-c:v", "libx264", "-x264-params", plan_params.clone().unwrap_or_default(),
-            "-pix_fmt", &probe.pix_fmt, "-fps_mode", "passthrough",
-        ];
+    // Replay the source's x264 settings so re-encoded pieces get the same SPS/PPS.
+    let mut encode: Option<(String, Vec<Vec<u8>>)> = None;
+    if plan.head_frames > 0 || plan.tail.is_some() {
+        let first_au = access_unit(input, cancel).await?;
+        let sei = h264::x264_options(&first_au)
+            .context("not encoded by x264: parameter sets cannot be reproduced")?;
+        let yuv444 = probe.pix_fmt.starts_with("yuv444") || probe.pix_fmt.starts_with("yuvj444");
+        let params = h264::x264_params_from_sei(&sei, probe.video_level, yuv444)
+            .context("x264 settings cannot be replayed (custom matrices, AVC-Intra, ...)")?;
+        let src_sets = h264::parameter_sets(&first_au);
+        anyhow::ensure!(!src_sets.is_empty(), "no SPS/PPS found in the source");
+        encode = Some((params, src_sets));
+    }
+
+    // All pieces in one ffmpeg run: one seeking input per piece.
+    let copy_until = plan.tail.map_or(clip.end, |t| t.0);
+    let mut pieces: Vec<(&str, i64, i64, Option<u64>)> = Vec::new(); // name, from, to, frames to encode
+    if plan.head_frames > 0 {
+        pieces.push(("head.mp4", clip.start, plan.k1, Some(plan.head_frames)));
+    }
+    pieces.push(("mid.mp4", plan.k1, copy_until, None));
+    if let Some((k_last, frames)) = plan.tail {
+        pieces.push(("tail.mp4", k_last, clip.end, Some(frames)));
+    }
+    let mut a = Vec::new();
+    for (_, from, _, _) in &pieces {
+        a.extend(args!["-seek_timestamp", "1", "-ss", us_str(scan.abs_us(*from)), "-i", input]);
+    }
+    for (i, (name, _, _, frames)) in pieces.iter().enumerate() {
+        a.extend(args!["-map", format!("{i}:v:0"), "-an", "-sn", "-dn"]);
+        match (frames, &encode) {
+            (Some(n), Some((params, _))) => a.extend(args![
+                "-frames:v", n.to_string(), "-c:v", "libx264", "-x264-params", params,
+                "-pix_fmt", &probe.pix_fmt, "-fps_mode", "passthrough",
+            ]),
+            _ => a.extend(args!["-c:v", "copy", "-frames:v", plan.mid_packets.to_string()]),
+        }
         if let Some(ts) = &timescale {
             a.extend(args!["-video_track_timescale", ts]);
         }
         a.push(work.path().join(name).into());
-        a
-    };
-
-    let mut pieces: Vec<(&str, f64)> = Vec::new();
-    if plan.head_frames > 0 {
-        let d = dur(clip.start, plan.k1);
-        ffmpeg(encode_piece("head.mp4", clip.start, plan.head_frames), cancel, false, |t| {
-            progress.stage(0.02, 0.35, t, d)
-        })
-        .await
-        .context("encoding head")?;
-        let sets = h264::parameter_sets(&access_unit(&work.path().join("head.mp4"), None, cancel).await?);
-        anyhow::ensure!(!sets.is_empty() && sets == src_sets, "re-encoded SPS/PPS differ from the source's");
-        pieces.push(("head.mp4", d));
     }
-    let copy_until = plan.tail.map_or(clip.end, |t| t.0);
-    let a = args![
-        "-seek_timestamp", "1", "-ss", us_str(scan.abs_us(plan.k1)), "-i", input,
-        "-map", "0:v:0", "-an", "-sn", "-dn", "-c", "copy", "-frames:v", plan.mid_packets.to_string(),
-        work.path().join("mid.mp4"),
-    ];
-    ffmpeg(a, cancel, false, |_| {}).await.context("copying middle")?;
-    pieces.push(("mid.mp4", dur(plan.k1, copy_until)));
-    progress.set(0.45);
-    if let Some((k_last, frames)) = plan.tail {
-        let d = dur(k_last, clip.end);
-        ffmpeg(encode_piece("tail.mp4", k_last, frames), cancel, false, |t| progress.stage(0.45, 0.7, t, d))
-            .await
-            .context("encoding tail")?;
-        let sets = h264::parameter_sets(&access_unit(&work.path().join("tail.mp4"), None, cancel).await?);
-        anyhow::ensure!(!sets.is_empty() && sets == src_sets, "re-encoded tail SPS/PPS differ from the source's");
-        pieces.push(("tail.mp4", d));
+    let longest = pieces.iter().map(|(_, f, t, _)| dur(*f, *t)).fold(0.0, f64::max);
+    ffmpeg(a, cancel, false, |t| progress.stage(0.02, 0.6, t, longest)).await.context("making pieces")?;
+
+    if let Some((_, src_sets)) = &encode {
+        for (name, _, _, frames) in &pieces {
+            if frames.is_some() {
+                let mp4 = tokio::fs::read(work.path().join(name)).await.context("reading piece")?;
+                let sets = h264::avcc_parameter_sets(&mp4).context("re-encoded piece has no avcC")?;
+                anyhow::ensure!(&sets == src_sets, "re-encoded SPS/PPS differ from the source's");
+            }
+        }
     }
 
     let list: String = std::iter::once("ffconcat version 1.0\n".to_string())
-        .chain(pieces.iter().map(|(n, d)| format!("file '{n}'\nduration {}\n", secs(*d))))
+        .chain(pieces.iter().map(|(n, f, t, _)| format!("file '{n}'\nduration {}\n", secs(dur(*f, *t)))))
         .collect();
     let list_path = work.path().join("list.ffconcat");
     tokio::fs::write(&list_path, list).await.context("writing concat list")?;
@@ -402,7 +408,7 @@ async fn smart_cut<F: FnMut(f64)>(
     }
     a.extend(container_args(output, timescale.as_deref()));
     a.push(tmp.path().into());
-    ffmpeg(a, cancel, false, |t| progress.stage(0.7, 0.9, t, total)).await.context("joining pieces")?;
+    ffmpeg(a, cancel, false, |t| progress.stage(0.6, 0.85, t, total)).await.context("joining pieces")?;
 
     verify(input, tmp.path(), probe, scan, clip, plan, cancel).await.context("verifying smart cut")?;
     progress.set(0.98);
@@ -411,8 +417,9 @@ async fn smart_cut<F: FnMut(f64)>(
 }
 
 /// Checks a smart-cut result: exactly the planned frames at the planned
-/// times, audio as long as the video, and the copied frames decode to the
-/// same pictures as the source (so the join and the copied GOPs are intact).
+/// times, audio as long as the video, and the copied frames next to
+/// re-encoded ones decode to the same pictures as the source (so the join and
+/// the copied GOPs are intact).
 async fn verify(
     input: &Path,
     out: &Path,
@@ -422,8 +429,8 @@ async fn verify(
     plan: &Plan,
     cancel: &Cancel,
 ) -> anyhow::Result<()> {
-    let got = scan_packets(out, None).await?;
-    let got_frames = got.frames_sorted();
+    let got = probe_clip(out).await?;
+    let got_frames = got.video.frames_sorted();
     anyhow::ensure!(
         got_frames.len() == clip.frames.len(),
         "clip has {} frames, expected {}",
@@ -431,53 +438,100 @@ async fn verify(
         clip.frames.len()
     );
     let half_frame = scan.abs(scan.frame_ticks().unwrap_or(1)) / 2.0;
-    let (g0, c0) = (got.abs(got_frames[0]), scan.abs(clip.start));
+    let (g0, c0) = (got.video.abs(got_frames[0]), scan.abs(clip.start));
     for (g, c) in got_frames.iter().zip(&clip.frames) {
-        let (gt, ct) = (got.abs(*g) - g0, scan.abs(*c) - c0);
+        let (gt, ct) = (got.video.abs(*g) - g0, scan.abs(*c) - c0);
         anyhow::ensure!((gt - ct).abs() < half_frame, "frame at {ct:.3}s landed at {gt:.3}s");
     }
-
     if probe.has_audio {
-        let a = super::run::ffprobe([
-            "-select_streams".as_ref(),
-            "a:0".as_ref(),
-            "-show_entries".as_ref(),
-            "stream=duration,sample_rate".as_ref(),
-            "-of".as_ref(),
-            "csv=p=0".as_ref(),
-            out.as_os_str(),
-        ])
-        .await?;
-        let mut it = a.trim().split(',');
-        let sr: f64 = it.next().and_then(|v| v.parse().ok()).context("clip has no audio")?;
-        let ad: f64 = it.next().and_then(|v| v.parse().ok()).context("clip audio has no duration")?;
+        let (sr, ad) = got.audio.context("clip has no audio")?;
         let tol = 2.0 * half_frame + 2048.0 / sr.max(8000.0);
         let vd = clip.duration(scan);
         anyhow::ensure!((ad - vd).abs() <= tol, "audio lasts {ad:.3}s, video {vd:.3}s");
     }
 
     // The first copied frame after a re-encoded head, and the last copied
-    // frame before a re-encoded tail, must be bit-exact copies.
-    let mut checks = Vec::new();
+    // frame before a re-encoded tail, must be exact copies.
+    let mut seeks: Vec<(&Path, String, bool)> = Vec::new();
     if plan.head_frames > 0 {
-        checks.push((plan.head_frames as usize, plan.k1));
+        let i = plan.head_frames as usize;
+        seeks.push((out, us_str(got.video.abs_us(got_frames[i])), true));
+        seeks.push((input, us_str(scan.abs_us(plan.k1)), true));
     }
     if let Some((k_last, _)) = plan.tail {
         if let Some(i) = clip.frames.iter().position(|&p| p == k_last).filter(|&i| i > 0) {
-            checks.push((i - 1, clip.frames[i - 1]));
+            seeks.push((out, us_str(got.video.abs_us(got_frames[i - 1])), true));
+            seeks.push((input, us_str(scan.abs_us(clip.frames[i - 1])), true));
         }
     }
-    for (idx, src_pts) in checks {
-        let out_frame = gray_frame(out, &us_str(got.abs_us(got_frames[idx])), false, cancel).await?;
-        let src_frame = gray_frame(input, &us_str(scan.abs_us(src_pts)), true, cancel).await?;
-        let mad = mean_abs_diff(&out_frame, &src_frame);
-        anyhow::ensure!(mad < 0.5, "copied frame {idx} differs from the source (MAD {mad:.2})");
+    if !seeks.is_empty() {
+        let pics = gray_frames(&seeks, cancel).await?;
+        for pair in pics.chunks(2) {
+            let mad = mean_abs_diff(&pair[0], &pair[1]);
+            anyhow::ensure!(mad < 0.5, "a copied frame differs from the source (MAD {mad:.2})");
+        }
     }
     Ok(())
 }
 
+/// Video packets and audio `(sample_rate, duration)` of a finished clip, from one ffprobe run.
+struct ClipProbe {
+    video: PacketScan,
+    audio: Option<(f64, f64)>,
+}
+
+async fn probe_clip(path: &Path) -> anyhow::Result<ClipProbe> {
+    let out = super::run::ffprobe([
+        "-show_entries".as_ref(),
+        "stream=index,codec_type,time_base,sample_rate,duration:packet=stream_index,pts,flags".as_ref(),
+        "-of".as_ref(),
+        "csv=nk=0".as_ref(),
+        path.as_os_str(),
+    ])
+    .await?;
+    let mut video = PacketScan { tb_num: 0, tb_den: 0, start_us: 0, packets: Vec::new() };
+    let mut audio = None;
+    let mut video_index = None;
+    let mut pkts: Vec<(String, i64, bool)> = Vec::new();
+    for line in out.lines() {
+        let kv = |name: &str| {
+            line.split(',').skip(1).find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+        };
+        if line.starts_with("stream,") {
+            match kv("codec_type") {
+                Some("video") if video_index.is_none() => {
+                    video_index = kv("index").map(str::to_string);
+                    if let Some((n, d)) = kv("time_base").and_then(|t| t.split_once('/')) {
+                        video.tb_num = n.parse().unwrap_or(0);
+                        video.tb_den = d.parse().unwrap_or(0);
+                    }
+                }
+                Some("audio") if audio.is_none() => {
+                    let sr = kv("sample_rate").and_then(|v| v.parse().ok());
+                    let d = kv("duration").and_then(|v| v.parse().ok());
+                    audio = sr.zip(d);
+                }
+                _ => {}
+            }
+        } else if line.starts_with("packet,") {
+            if let (Some(i), Some(pts)) = (kv("stream_index"), kv("pts").and_then(|v| v.parse().ok())) {
+                pkts.push((i.to_string(), pts, kv("flags").is_some_and(|f| f.contains('K'))));
+            }
+        }
+    }
+    let vi = video_index.context("clip has no video stream")?;
+    video.packets = pkts
+        .into_iter()
+        .filter(|(i, _, _)| *i == vi)
+        .map(|(_, pts, key)| super::probe::Pkt { pts, key })
+        .collect();
+    anyhow::ensure!(video.tb_num > 0 && video.tb_den > 0, "clip video has no time base");
+    Ok(ClipProbe { video, audio })
+}
+
 /// Re-encodes the whole clip (frame-exact: accurate seek, exact duration,
-/// source timestamps kept); returns the output size.
+/// source timestamps kept); returns the output size, frame count and video
+/// duration as measured in the output.
 async fn full_reencode<F: FnMut(f64)>(
     input: &Path,
     output: &Path,
@@ -486,7 +540,7 @@ async fn full_reencode<F: FnMut(f64)>(
     clip: &Clip,
     cancel: &Cancel,
     progress: &mut Progress<F>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64, f64)> {
     let tmp = TempPath::new(temp_sibling(output, "part"));
     let total = clip.duration(scan);
     let mut a = args![
@@ -503,10 +557,30 @@ async fn full_reencode<F: FnMut(f64)>(
     a.extend(container_args(output, timescale.as_deref()));
     a.push(tmp.path().into());
     let from = progress.last;
-    ffmpeg(a, cancel, false, |t| progress.stage(from, 0.99, t, total))
+    ffmpeg(a, cancel, false, |t| progress.stage(from, 0.97, t, total))
         .await
         .context("re-encoding clip")?;
-    finish(tmp, output).await
+
+    // Measure what was written; a mismatch is logged, not fatal (there is no
+    // better fallback), and the report carries the measured values.
+    let got = probe_clip(tmp.path()).await?;
+    let frames = got.video.frames_sorted();
+    let duration = match (frames.first(), frames.last(), got.video.frame_ticks()) {
+        (Some(&a), Some(&b), Some(ft)) => got.video.abs(b + ft) - got.video.abs(a),
+        _ => 0.0,
+    };
+    if frames.len() != clip.frames.len() || (duration - total).abs() > scan.abs(scan.frame_ticks().unwrap_or(1)) {
+        tracing::warn!(
+            input = %input.display(),
+            frames = frames.len(),
+            expected = clip.frames.len(),
+            duration,
+            expected_duration = total,
+            "re-encoded clip differs from the plan"
+        );
+    }
+    let size = finish(tmp, output).await?;
+    Ok((size, frames.len() as u64, duration))
 }
 
 async fn finish(tmp: TempPath, output: &Path) -> anyhow::Result<u64> {
@@ -522,12 +596,16 @@ fn ext_of(p: &Path) -> String {
     p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
+/// MP4-family output (an output without extension is written as MP4).
 fn is_mp4_like(p: &Path) -> bool {
-    matches!(ext_of(p).as_str(), "mp4" | "m4v" | "mov")
+    matches!(ext_of(p).as_str(), "mp4" | "m4v" | "mov" | "")
 }
 
 fn container_args(output: &Path, timescale: Option<&str>) -> Vec<OsString> {
     let mut a = args!["-max_muxing_queue_size", "4096"];
+    if ext_of(output).is_empty() {
+        a.extend(args!["-f", "mp4"]);
+    }
     if is_mp4_like(output) {
         a.extend(args!["-movflags", "+faststart"]);
         if let Some(ts) = timescale {
@@ -582,38 +660,46 @@ fn us_str(us: i64) -> String {
     format!("{sign}{}.{:06}", a / 1_000_000, a % 1_000_000)
 }
 
-/// Annex B bytes of the first video access unit at (or, with `at_us`, the
-/// keyframe at) a position, with parameter sets inserted from the container.
-async fn access_unit(path: &Path, at_us: Option<i64>, cancel: &Cancel) -> anyhow::Result<Vec<u8>> {
-    let mut a = Vec::new();
-    if let Some(us) = at_us {
-        a.extend(args!["-seek_timestamp", "1", "-ss", us_str(us)]);
-    }
-    a.extend(args![
+/// Annex B bytes of the first video access unit, with the parameter sets
+/// from the container inserted (`h264_mp4toannexb`).
+async fn access_unit(path: &Path, cancel: &Cancel) -> anyhow::Result<Vec<u8>> {
+    let a = args![
         "-i", path, "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-frames:v", "1",
         "-f", "h264", "pipe:1",
-    ]);
+    ];
     ffmpeg(a, cancel, true, |_| {}).await.context("reading an access unit")
 }
 
-/// Width and height of [`gray_frame`] pictures.
+/// Width and height of [`gray_frames`] pictures.
 pub(crate) const GRAY_W: usize = 64;
 pub(crate) const GRAY_H: usize = 36;
 
-/// The frame at `at` (accurate seek; with `absolute`, on the stream's own
-/// timeline) scaled to 64x36 8-bit gray, for comparing pictures.
-pub(crate) async fn gray_frame(path: &Path, at: &str, absolute: bool, cancel: &Cancel) -> anyhow::Result<Vec<u8>> {
+/// Decodes one frame per `(path, time, absolute)` (accurate seek; with
+/// `absolute`, on the stream's own timeline) in a single ffmpeg run and
+/// returns each as a 64x36 8-bit gray picture, for comparing pictures.
+pub(crate) async fn gray_frames(seeks: &[(&Path, String, bool)], cancel: &Cancel) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut a = Vec::new();
-    if absolute {
-        a.extend(args!["-seek_timestamp", "1"]);
+    let mut graph = String::new();
+    for (i, (path, at, absolute)) in seeks.iter().enumerate() {
+        if *absolute {
+            a.extend(args!["-seek_timestamp", "1"]);
+        }
+        a.extend(args!["-ss", at, "-i", *path]);
+        graph.push_str(&format!(
+            "[{i}:v:0]trim=end_frame=1,scale={GRAY_W}:{GRAY_H}:flags=area,format=gray,setpts=0,settb=1/25[g{i}];"
+        ));
     }
-    a.extend(args![
-        "-ss", at, "-i", path, "-map", "0:v:0", "-frames:v", "1",
-        "-vf", format!("scale={GRAY_W}:{GRAY_H}:flags=area,format=gray"), "-f", "rawvideo", "pipe:1",
-    ]);
-    let px = ffmpeg(a, cancel, true, |_| {}).await.context("decoding a frame")?;
-    anyhow::ensure!(px.len() == GRAY_W * GRAY_H, "no frame at {at}s in {}", path.display());
-    Ok(px)
+    let n = seeks.len();
+    if n == 1 {
+        graph.push_str("[g0]null[out]");
+    } else {
+        graph.push_str(&(0..n).map(|i| format!("[g{i}]")).collect::<String>());
+        graph.push_str(&format!("vstack=inputs={n}[out]"));
+    }
+    a.extend(args!["-filter_complex", graph, "-map", "[out]", "-frames:v", "1", "-f", "rawvideo", "pipe:1"]);
+    let px = ffmpeg(a, cancel, true, |_| {}).await.context("decoding frames")?;
+    anyhow::ensure!(px.len() == n * GRAY_W * GRAY_H, "could not decode {n} frames ({} bytes)", px.len());
+    Ok(px.chunks(GRAY_W * GRAY_H).map(<[u8]>::to_vec).collect())
 }
 
 /// Mean absolute difference of two equally sized 8-bit pictures.

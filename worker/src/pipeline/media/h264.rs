@@ -41,6 +41,28 @@ pub(crate) fn parameter_sets(annexb: &[u8]) -> Vec<Vec<u8>> {
     v
 }
 
+/// SPS and PPS from the `avcC` box of an MP4/MOV file (the last one in the
+/// file, i.e. in the `moov` written at the end), sorted like [`parameter_sets`].
+pub(crate) fn avcc_parameter_sets(mp4: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let pos = mp4.windows(4).rposition(|w| w == b"avcC")?;
+    let size = u32::from_be_bytes(mp4.get(pos - 4..pos)?.try_into().ok()?) as usize;
+    let b = mp4.get(pos + 4..pos - 4 + size)?;
+    let mut i = 5;
+    let mut out = Vec::new();
+    for mask in [0x1f, 0xff] {
+        let count = (*b.get(i)? & mask) as usize;
+        i += 1;
+        for _ in 0..count {
+            let len = u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as usize;
+            out.push(b.get(i + 2..i + 2 + len)?.to_vec());
+            i += 2 + len;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
 /// The options string of x264's "user data unregistered" SEI
 /// (`"cabac=1 ref=3 deblock=1:0:0 ..."`), if the stream was made by x264.
 pub(crate) fn x264_options(annexb: &[u8]) -> Option<String> {

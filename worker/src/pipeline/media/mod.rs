@@ -97,8 +97,11 @@ pub enum MediaError {
     /// ffmpeg or ffprobe exited unsuccessfully; `log` holds the last error lines.
     #[error("{tool} failed ({status}): {log}")]
     ToolFailed {
+        /// `"ffmpeg"` or `"ffprobe"`.
         tool: &'static str,
+        /// The exit status as text.
         status: String,
+        /// The last warning/error lines the tool printed, joined with `" | "`.
         log: String,
     },
 }

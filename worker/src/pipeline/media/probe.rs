@@ -283,10 +283,6 @@ impl PacketScan {
     pub fn reordered(&self) -> bool {
         self.packets.windows(2).any(|w| w[1].pts < w[0].pts)
     }
-    /// Index (decode order) of the packet that is the keyframe with `pts`.
-    pub fn key_index(&self, pts: i64) -> Option<usize> {
-        self.packets.iter().position(|p| p.key && p.pts == pts)
-    }
     /// After the keyframe at decode index `i`, a packet of its GOP is shown
     /// before it (leading pictures referencing the previous GOP).
     pub fn open_gop_at(&self, i: usize) -> bool {

@@ -21,11 +21,9 @@ const LOG_TAIL: usize = 12;
 
 /// Builder-free argument list helper: `args!["-i", path, "-c", "copy"]`.
 macro_rules! args {
-    ($($a:expr),* $(,)?) => {{
-        let mut v: Vec<std::ffi::OsString> = Vec::new();
-        $( v.push(std::ffi::OsString::from($a)); )*
-        v
-    }};
+    ($($a:expr),* $(,)?) => {
+        vec![$(std::ffi::OsString::from($a)),*]
+    };
 }
 pub(crate) use args;
 

@@ -1,0 +1,218 @@
+//! Fault tests: every guarantee of CONTRACT.md under real failures, on real
+//! MariaDB and Redis, each bounded in time. Leases are short here
+//! (`--lease-seconds 2..3`) so recoveries take seconds.
+
+mod support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+use support::{PrivateMariaDb, TestEnv};
+
+fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
+    let count = count.to_string();
+    let mut args = vec!["noop", "--count", count.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let out = env.enqueue(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill {sig}");
+}
+
+/// Every task completed, with exactly one result row each.
+fn assert_exactly_once(env: &TestEnv, total: i64) {
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), total, "completed");
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), total, "result rows");
+    assert_eq!(env.count("SELECT COUNT(DISTINCT task_id) FROM processing_results"), total, "one result per task");
+}
+
+const FAST_LEASE: &[&str] = &["--lease-seconds", "2"];
+
+#[test]
+fn kill_9_chaos_loses_nothing_and_repeats_no_effect() {
+    let env = TestEnv::new();
+    // 300 tasks sleeping 50..500 ms.
+    for i in 0..10 {
+        noop(&env, 30, &["--sleep-ms", &(50 + i * 50).to_string()]);
+    }
+    let worker_args = ["--concurrency", "8", "--lease-seconds", "2"];
+    let mut scheduler = env.spawn("scheduler", &["--lease-seconds", "2", "--tick-ms", "100"], "scheduler");
+    let mut workers: Vec<Child> = (0..3).map(|i| env.spawn("worker", &worker_args, &format!("worker{i}"))).collect();
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut next = 0usize;
+    while env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") < 300 {
+        assert!(started.elapsed() < Duration::from_secs(120), "chaos run did not finish in 120 s");
+        std::thread::sleep(Duration::from_secs(2));
+        // SIGKILL one worker (round robin) and start a replacement.
+        let victim = &mut workers[next % 3];
+        let _ = victim.kill();
+        let _ = victim.wait();
+        kills += 1;
+        workers[next % 3] = env.spawn("worker", &worker_args, &format!("worker-restart{kills}"));
+        next += 1;
+    }
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
+    assert!(kills >= 1, "no worker was killed");
+    assert_exactly_once(&env, 300);
+    let rerun = env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts > 1");
+    eprintln!("chaos: {kills} kills, {rerun} tasks re-run, finished in {:?}", started.elapsed());
+}
+
+#[test]
+fn redis_flushall_and_restart_lose_no_task() {
+    let mut env = TestEnv::new();
+    noop(&env, 400, &["--sleep-ms", "20"]);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "100"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "4"], "worker");
+    env.wait_until(Duration::from_secs(30), "some progress", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 50);
+    env.redis(&["FLUSHALL"]);
+    env.wait_until(Duration::from_secs(30), "more progress", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 200);
+    env.restart_redis();
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(90), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(90), "worker").success());
+    assert_exactly_once(&env, 400);
+}
+
+#[test]
+fn database_restart_mid_run_loses_nothing_and_completes_nothing_twice() {
+    let private_dir = support::project_root().join(format!(".local/tests/private-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private_dir);
+    let mut db = PrivateMariaDb::start(&private_dir);
+    let env = TestEnv::on_server(&db.server_url());
+    noop(&env, 300, &["--sleep-ms", "20"]);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle", "--lease-seconds", "3"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "4", "--lease-seconds", "3"], "worker");
+    env.wait_until(Duration::from_secs(30), "some progress", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 40);
+    db.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(scheduler.try_wait().unwrap().is_none(), "scheduler died during the outage");
+    assert!(worker.try_wait().unwrap().is_none(), "worker died during the outage");
+    db.restart();
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(120), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(120), "worker").success());
+    assert_exactly_once(&env, 300);
+    drop(env);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&private_dir);
+}
+
+#[test]
+fn a_worker_paused_past_its_lease_cannot_commit() {
+    let env = TestEnv::new();
+    let ids = noop(&env, 4, &["--sleep-ms", "1500"]);
+    let mut scheduler = env.spawn("scheduler", FAST_LEASE, "scheduler");
+    let mut stalled = env.spawn("worker", &["--concurrency", "4", "--lease-seconds", "2"], "stalled");
+    env.wait_until(Duration::from_secs(20), "tasks claimed", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 1") == 4);
+    signal(&stalled, "-STOP");
+    // Past the lease: the reaper hands the tasks to a healthy worker.
+    let mut healthy = env.spawn("worker", &["--concurrency", "4", "--lease-seconds", "2"], "healthy");
+    env.wait_until(Duration::from_secs(30), "tasks completed elsewhere", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 4);
+    signal(&stalled, "-CONT");
+    // The stalled worker wakes with finished sleeps and tries to commit.
+    std::thread::sleep(Duration::from_secs(3));
+    for child in [&mut stalled, &mut healthy, &mut scheduler] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_exactly_once(&env, 4);
+    for id in &ids {
+        let attempts = env.count(&format!("SELECT attempts FROM processing_tasks WHERE task_id = '{id}'"));
+        assert!(attempts >= 2, "{id} was not taken over");
+    }
+}
+
+#[test]
+fn cancelling_a_running_task_stops_it_within_two_seconds() {
+    let env = TestEnv::new();
+    let id = noop(&env, 1, &["--sleep-ms", "60000"]).remove(0);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
+    env.wait_until(Duration::from_secs(20), "task running", || {
+        env.count(&format!("SELECT status FROM processing_tasks WHERE task_id = '{id}'")) == 1
+    });
+    let cancelled_at = Instant::now();
+    assert!(env.enqueue(&["cancel", &id]).status.success());
+    // The worker stops the task and, with nothing left, exits.
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(5), "worker").success());
+    let stopped_in = cancelled_at.elapsed();
+    assert!(stopped_in < Duration::from_millis(2500), "stopped after {stopped_in:?}");
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(10), "scheduler").success());
+    assert_eq!(env.count(&format!("SELECT status FROM processing_tasks WHERE task_id = '{id}'")), 4);
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 0);
+    eprintln!("running task stopped {stopped_in:?} after cancel");
+}
+
+#[test]
+fn sigterm_hands_back_a_task_longer_than_the_grace_period() {
+    let env = TestEnv::new();
+    let id = noop(&env, 1, &["--sleep-ms", "4000"]).remove(0);
+    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut first = env.spawn("worker", &["--grace-seconds", "1"], "first");
+    env.wait_until(Duration::from_secs(20), "task running", || {
+        env.count(&format!("SELECT status FROM processing_tasks WHERE task_id = '{id}'")) == 1
+    });
+    let term_at = Instant::now();
+    signal(&first, "-TERM");
+    assert!(env.wait_exit(&mut first, Duration::from_secs(5), "first worker").success());
+    let drained_in = term_at.elapsed();
+    // Handed back at once: pending again, not counted as a retry.
+    let row = &env.sql(&format!("SELECT status, retry_count FROM processing_tasks WHERE task_id = '{id}'"))[0];
+    assert_eq!(row, &vec!["0".to_string(), "0".to_string()], "handed back as pending");
+    let mut second = env.spawn("worker", &["--exit-when-idle"], "second");
+    assert!(env.wait_exit(&mut second, Duration::from_secs(20), "second worker").success());
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(10), "scheduler").success());
+    assert_exactly_once(&env, 1);
+    assert_eq!(env.count(&format!("SELECT attempts FROM processing_tasks WHERE task_id = '{id}'")), 2);
+    eprintln!("SIGTERM drained in {drained_in:?}");
+}
+
+#[test]
+fn aging_starts_a_low_priority_task_within_the_maximum_wait() {
+    let env = TestEnv::new();
+    // Far more priority-1 work than the worker can do during the test.
+    noop(&env, 3000, &["--priority", "1", "--sleep-ms", "20"]);
+    let mut scheduler = env.spawn("scheduler", &["--max-wait-seconds", "2"], "scheduler");
+    let mut worker = env.spawn("worker", &["--concurrency", "2"], "worker");
+    env.wait_until(Duration::from_secs(20), "high-priority work running", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") > 10);
+    let low = noop(&env, 1, &["--priority", "10"]).remove(0);
+    let enqueued = Instant::now();
+    env.wait_until(Duration::from_secs(10), "the low-priority task to run", || {
+        env.count(&format!("SELECT status FROM processing_tasks WHERE task_id = '{low}'")) == 2
+    });
+    let waited = enqueued.elapsed();
+    let high_left = env.count("SELECT COUNT(*) FROM processing_tasks WHERE priority = 1 AND status = 0");
+    for child in [&mut worker, &mut scheduler] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(high_left > 100, "the high-priority backlog ran out ({high_left} left): aging not tested");
+    assert!(waited < Duration::from_secs(5), "low-priority task waited {waited:?}");
+    eprintln!("priority-10 task ran after {waited:?} with {high_left} priority-1 tasks still waiting");
+}
+
+#[test]
+fn two_schedulers_neither_lose_nor_duplicate() {
+    let env = TestEnv::new();
+    noop(&env, 600, &[]);
+    let mut s1 = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "50"], "scheduler1");
+    let mut s2 = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "50"], "scheduler2");
+    let mut w1 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker1");
+    let mut w2 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker2");
+    for (child, name) in [(&mut s1, "scheduler 1"), (&mut s2, "scheduler 2"), (&mut w1, "worker 1"), (&mut w2, "worker 2")] {
+        assert!(env.wait_exit(child, Duration::from_secs(60), name).success(), "{name}");
+    }
+    assert_exactly_once(&env, 600);
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts <> 1"), 0, "a task ran twice");
+}

@@ -1,0 +1,271 @@
+//! The `video_clip` task: fetch → probe → extract audio → transcribe →
+//! detect selling points → cut clips and thumbnails → store → completion.
+//!
+//! Each step is a module of `crate::pipeline` with plain inputs and outputs;
+//! this file only sequences them, reports progress, and sorts failures into
+//! permanent (the input is bad: fail at once) and transient (retry).
+
+use crate::cancel::Cancel;
+use crate::pipeline::detect::{self, DetectionConfig, LexiconScorer, SellingPoint};
+use crate::pipeline::media::{self, CutRequest, MediaError};
+use crate::pipeline::transcribe::{TranscribeOptions, Transcriber};
+use crate::progress::Progress;
+use anyhow::Context;
+use bigdecimal::BigDecimal;
+use serde_json::json;
+use shared::db::Pool;
+use shared::models::{NewResult, NewSegment, VideoMetadata};
+use shared::storage::Storage;
+use shared::tasks::{ClaimedTask, Completion, Outcome};
+use shared::BadInput;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// What a video task needs besides the task itself.
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub storage: &'a Storage,
+    pub transcriber: Option<&'a Transcriber>,
+    pub progress: &'a Progress,
+}
+
+/// Runs one video task to its outcome.
+pub async fn run(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>) -> Outcome {
+    let scratch = std::env::temp_dir().join(format!("videoclip-{}-{}", task.task_id, task.attempts));
+    let result = run_steps(task, cancel, deps, &scratch).await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    match result {
+        Ok(completion) => Outcome::Completed(Box::new(completion)),
+        Err(err) if cancel.is_cancelled() || media::is_cancelled(&err) => {
+            Outcome::Failed { reason: "stopped: task cancelled or lease lost".into(), retryable: false }
+        }
+        Err(err) => {
+            let retryable = shared::bad_input_reason(&err).is_none();
+            Outcome::Failed { reason: shared::one_line(&err), retryable }
+        }
+    }
+}
+
+/// Turns a media error about the source into bad input (no retry helps).
+fn bad_media(err: anyhow::Error, name: &str) -> anyhow::Error {
+    let media_fault = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<MediaError>(),
+            Some(MediaError::NoAudioStream(_) | MediaError::NoVideoStream(_) | MediaError::ToolFailed { .. } | MediaError::InvalidRequest(_))
+        )
+    });
+    if media_fault {
+        let reason = err.chain().map(|e| e.to_string()).last().unwrap_or_default();
+        BadInput::new(format!("{name}: not a usable video: {reason}")).into()
+    } else {
+        err
+    }
+}
+
+fn decimal(value: f64, places: usize) -> BigDecimal {
+    BigDecimal::from_str(&format!("{value:.places$}")).unwrap_or_default()
+}
+
+/// The detection settings: defaults, then the user's `selling_points`
+/// config, then the task's.
+async fn detection_config(task: &ClaimedTask, pool: &Pool) -> anyhow::Result<DetectionConfig> {
+    let mut config = DetectionConfig::default();
+    let user = {
+        let mut conn = shared::db::conn(pool).await?;
+        shared::user_configs::find_config(&mut conn, task.user_id, "selling_points").await?
+    };
+    if let Some(overrides) = user {
+        config = config
+            .with_overrides(&overrides)
+            .map_err(|e| BadInput::new(format!("user config selling_points: {e:#}")))?;
+    }
+    if let Some(overrides) = task.config.as_ref().and_then(|c| c.get("selling_points")) {
+        config = config
+            .with_overrides(overrides)
+            .map_err(|e| BadInput::new(format!("task config selling_points: {e:#}")))?;
+    }
+    Ok(config)
+}
+
+async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch: &Path) -> anyhow::Result<Completion> {
+    let progress = deps.progress;
+    let mut timings = serde_json::Map::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, timings: &mut serde_json::Map<String, serde_json::Value>| {
+        timings.insert(name.to_string(), json!((clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0));
+        clock = Instant::now();
+    };
+
+    // Fetch: the stored file (local storage: read in place).
+    progress.step("fetching video", 2).await;
+    let video = {
+        let mut conn = shared::db::conn(deps.pool).await?;
+        shared::videos::find_video(&mut conn, task.video_id).await?
+    }
+    .ok_or_else(|| BadInput::new(format!("video {} does not exist", task.video_id)))?;
+    let source: PathBuf = deps.storage.local_path(&video.file_path)?;
+    let name = video.original_filename.clone();
+    let size = match tokio::fs::metadata(&source).await {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BadInput::new(format!("{name}: stored file {} is missing", video.file_path)).into())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", source.display())),
+    };
+    if size == 0 {
+        return Err(BadInput::new(format!("{name}: the stored file is empty")).into());
+    }
+    lap("fetch", &mut timings);
+
+    // Probe.
+    progress.step("probing", 5).await;
+    let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
+    if !info.has_audio {
+        return Err(BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into());
+    }
+    let metadata = VideoMetadata {
+        duration: Some(decimal(info.duration, 2)),
+        width: Some(info.width as i32),
+        height: Some(info.height as i32),
+        frame_rate: (info.avg_fps > 0.0 && info.avg_fps < 1000.0).then(|| decimal(info.avg_fps, 2)),
+        bitrate: info.bit_rate.map(|b| b as i64),
+        mime_type: Some(if info.container.contains("mp4") { "video/mp4" } else { "video/x-matroska" }.to_string()),
+    };
+    lap("probe", &mut timings);
+
+    // Audio.
+    progress.step("extracting audio", 8).await;
+    let samples = media::extract_audio(&source, cancel).await.map_err(|e| bad_media(e, &name))?;
+    lap("audio", &mut timings);
+
+    // Transcribe.
+    progress.step("transcribing", 10).await;
+    let transcriber = deps
+        .transcriber
+        .context("this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)")?;
+    let language = task.config.as_ref().and_then(|c| c.get("language")).and_then(|l| l.as_str()).map(str::to_string);
+    let options = TranscribeOptions { language };
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
+    let transcription = transcriber.transcribe(samples, &options, cancel, move |p| {
+        let _ = sender.send(p);
+    });
+    tokio::pin!(transcription);
+    let transcript = loop {
+        tokio::select! {
+            result = &mut transcription => break result?,
+            Some(percent) = receiver.recv() => progress.within(10 + (percent.clamp(0, 100) * 60 / 100) as i8).await,
+        }
+    };
+    lap("transcribe", &mut timings);
+
+    // Detect.
+    progress.step("detecting selling points", 72).await;
+    let config = detection_config(task, deps.pool).await?;
+    let scorer = LexiconScorer::new(&config);
+    let detection = detect::detect(&transcript, info.duration, &config, &scorer);
+    lap("detect", &mut timings);
+
+    // Cut and store.
+    progress.step("cutting clips", 75).await;
+    tokio::fs::create_dir_all(scratch).await.with_context(|| format!("creating {}", scratch.display()))?;
+    let ext = source.extension().and_then(|e| e.to_str()).filter(|e| ["mp4", "mov", "mkv", "m4v"].contains(e)).unwrap_or("mp4");
+    let total = detection.selling_points.len().max(1);
+    let mut segments = Vec::new();
+    let mut results = Vec::new();
+    for (i, point) in detection.selling_points.iter().enumerate() {
+        let segment_id = uuid_v7();
+        let clip = scratch.join(format!("{segment_id}.{ext}"));
+        let thumb = scratch.join(format!("{segment_id}.jpg"));
+        let request = CutRequest { start: point.start, end: point.end };
+        let report = media::cut_clip(&source, &clip, &request, &info, cancel, |_| {}).await?;
+        let at = report.start + (report.duration / 2.0).min(1.0);
+        media::thumbnail(&source, at, &thumb, cancel).await?;
+        let prefix = format!("clips/{}/{}", task.user_id, task.task_id);
+        let clip_key = format!("{prefix}/{segment_id}.{ext}");
+        let thumb_key = format!("{prefix}/{segment_id}.jpg");
+        let clip_size = deps.storage.put_file(&clip, &clip_key).await?;
+        deps.storage.put_file(&thumb, &thumb_key).await?;
+        segments.push(segment_row(task, point, &segment_id, &report, &clip_key, clip_size, &thumb_key));
+        results.push(result_row(task, "segment", json!({
+            "segment_id": segment_id,
+            "selling_point_type": point.kind.as_str(),
+            "start_time": report.start,
+            "end_time": report.end,
+            "requested": { "start": point.start, "end": point.end },
+            "confidence": point.confidence,
+            "title": point.title,
+            "cut_method": format!("{:?}", report.method),
+            "frames": report.frames,
+            "reencoded_frames": report.reencoded_frames,
+            "thumbnail": thumb_key,
+        }), Some(clip_key), Some(clip_size as i64)));
+        progress.within(75 + ((i + 1) * 20 / total) as i8).await;
+    }
+    lap("cut_and_store", &mut timings);
+
+    results.push(result_row(task, "transcript", json!({
+        "language": transcript.language,
+        "audio_seconds": audio_seconds,
+        "segments": transcript.segments.iter().map(|s| json!({
+            "start": s.start, "end": s.end, "text": detect::to_simplified(&s.text),
+        })).collect::<Vec<_>>(),
+    }), None, None));
+    results.push(result_row(task, "analysis", json!({
+        "sentences": detection.sentences,
+        "selling_points": detection.selling_points,
+        "timings_seconds": timings,
+    }), None, None));
+    progress.step("saving results", 97).await;
+    Ok(Completion { results, segments, video: Some((task.video_id, metadata)) })
+}
+
+fn uuid_v7() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn segment_row(
+    task: &ClaimedTask,
+    point: &SellingPoint,
+    segment_id: &str,
+    report: &media::CutReport,
+    clip_key: &str,
+    clip_size: u64,
+    thumb_key: &str,
+) -> NewSegment {
+    NewSegment {
+        segment_id: segment_id.to_string(),
+        task_id: task.id,
+        user_id: task.user_id,
+        original_video_id: task.video_id,
+        selling_point_type: point.kind.as_str().to_string(),
+        start_time: decimal(report.start, 3),
+        end_time: decimal(report.end, 3),
+        confidence: Some(decimal(point.confidence.clamp(0.0, 1.0), 2)),
+        title: Some(point.title.chars().take(200).collect()),
+        description: Some(point.description.clone()),
+        file_path: Some(clip_key.to_string()),
+        file_size: Some(clip_size as i64),
+        thumbnail_url: Some(thumb_key.to_string()),
+    }
+}
+
+fn result_row(
+    task: &ClaimedTask,
+    kind: &str,
+    data: serde_json::Value,
+    file_path: Option<String>,
+    file_size: Option<i64>,
+) -> NewResult {
+    NewResult {
+        task_id: task.id,
+        user_id: task.user_id,
+        video_id: task.video_id,
+        result_type: kind.to_string(),
+        result_data: Some(data),
+        file_path,
+        file_size,
+        metadata: None,
+    }
+}

@@ -1,0 +1,12 @@
+//! The steps of a `video_clip` task, each a module with plain inputs and
+//! outputs so it can be tested alone:
+//!
+//! - [`media`]: probe, 16 kHz audio, frame-exact clip cuts, thumbnails (ffmpeg);
+//! - [`transcribe`]: whisper.cpp speech to timed text;
+//! - [`detect`]: sentences, selling-point scores, clip boundaries.
+//!
+//! `crate::jobs::video_clip` sequences them.
+
+pub mod detect;
+pub mod media;
+pub mod transcribe;
