@@ -19,3 +19,12 @@ services-down:
 # Fetch a whisper model (base, tiny.en or base-q8_0) into .cache/models
 model name="base":
     ./scripts/fetch-model.sh {{name}}
+
+# Selling-point F1 on the labelled fixture videos (whisper + detector, end to end)
+eval:
+    ./scripts/fetch-model.sh base >/dev/null
+    cargo run --release --locked -p worker --bin eval
+
+# Rebuild the labelled fixture videos
+fixtures:
+    ./scripts/make-fixtures.sh

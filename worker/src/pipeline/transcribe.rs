@@ -39,6 +39,8 @@ impl Transcriber {
     /// Loads the ggml model at `path`. Threads per transcription and how many
     /// run at once are chosen so their product does not exceed the cores.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        // whisper.cpp's own chatter goes through `tracing` (debug level).
+        whisper_rs::install_logging_hooks();
         let path_text = path.to_str().context("model path is not UTF-8")?;
         if !path.is_file() {
             anyhow::bail!("whisper model {} not found (run scripts/fetch-model.sh)", path.display());

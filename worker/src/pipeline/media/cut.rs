@@ -312,9 +312,9 @@ fn plan_smart(scan: &PacketScan, probe: &SourceInfo, clip: &Clip) -> Result<Plan
 }
 
 /// Runs the smart-cut plan; returns the output size. Any error (other than
-/// cancellation) makes the caller fall back to a full re-encode. Six short
+/// cancellation) makes the caller fall back to a full re-encode. Five short
 /// process runs: read the source's parameter sets, make all pieces in one
-/// ffmpeg run, join + audio, and two verification probes.
+/// ffmpeg run, join + audio, and two verification runs.
 #[allow(clippy::too_many_arguments)]
 async fn smart_cut<F: FnMut(f64)>(
     input: &Path,
@@ -483,49 +483,67 @@ struct ClipProbe {
 async fn probe_clip(path: &Path) -> anyhow::Result<ClipProbe> {
     let out = super::run::ffprobe([
         "-show_entries".as_ref(),
-        "stream=index,codec_type,time_base,sample_rate,duration:packet=stream_index,pts,flags".as_ref(),
+        "stream=index,codec_type,time_base,sample_rate,duration:packet=stream_index,pts,duration,flags".as_ref(),
         "-of".as_ref(),
         "csv=nk=0".as_ref(),
         path.as_os_str(),
     ])
     .await?;
-    let mut video = PacketScan { tb_num: 0, tb_den: 0, start_us: 0, packets: Vec::new() };
-    let mut audio = None;
-    let mut video_index = None;
-    let mut pkts: Vec<(String, i64, bool)> = Vec::new();
+    struct StreamRow {
+        index: String,
+        kind: String,
+        tb: (i64, i64),
+        sample_rate: Option<f64>,
+        duration: Option<f64>,
+    }
+    let mut streams: Vec<StreamRow> = Vec::new();
+    let mut pkts: Vec<(String, i64, i64, bool)> = Vec::new(); // stream, pts, duration, key
     for line in out.lines() {
         let kv = |name: &str| {
             line.split(',').skip(1).find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
         };
         if line.starts_with("stream,") {
-            match kv("codec_type") {
-                Some("video") if video_index.is_none() => {
-                    video_index = kv("index").map(str::to_string);
-                    if let Some((n, d)) = kv("time_base").and_then(|t| t.split_once('/')) {
-                        video.tb_num = n.parse().unwrap_or(0);
-                        video.tb_den = d.parse().unwrap_or(0);
-                    }
-                }
-                Some("audio") if audio.is_none() => {
-                    let sr = kv("sample_rate").and_then(|v| v.parse().ok());
-                    let d = kv("duration").and_then(|v| v.parse().ok());
-                    audio = sr.zip(d);
-                }
-                _ => {}
-            }
+            let tb = kv("time_base")
+                .and_then(|t| t.split_once('/'))
+                .and_then(|(n, d)| Some((n.parse().ok()?, d.parse().ok()?)))
+                .unwrap_or((0, 0));
+            streams.push(StreamRow {
+                index: kv("index").unwrap_or_default().to_string(),
+                kind: kv("codec_type").unwrap_or_default().to_string(),
+                tb,
+                sample_rate: kv("sample_rate").and_then(|v| v.parse().ok()),
+                duration: kv("duration").and_then(|v| v.parse().ok()),
+            });
         } else if line.starts_with("packet,") {
             if let (Some(i), Some(pts)) = (kv("stream_index"), kv("pts").and_then(|v| v.parse().ok())) {
-                pkts.push((i.to_string(), pts, kv("flags").is_some_and(|f| f.contains('K'))));
+                let dur = kv("duration").and_then(|v| v.parse().ok()).unwrap_or(0);
+                pkts.push((i.to_string(), pts, dur, kv("flags").is_some_and(|f| f.contains('K'))));
             }
         }
     }
-    let vi = video_index.context("clip has no video stream")?;
-    video.packets = pkts
-        .into_iter()
-        .filter(|(i, _, _)| *i == vi)
-        .map(|(_, pts, key)| super::probe::Pkt { pts, key })
-        .collect();
-    anyhow::ensure!(video.tb_num > 0 && video.tb_den > 0, "clip video has no time base");
+    let v = streams.iter().find(|s| s.kind == "video").context("clip has no video stream")?;
+    anyhow::ensure!(v.tb.0 > 0 && v.tb.1 > 0, "clip video has no time base");
+    let video = PacketScan {
+        tb_num: v.tb.0,
+        tb_den: v.tb.1,
+        start_us: 0,
+        packets: (pkts.iter())
+            .filter(|p| p.0 == v.index)
+            .map(|p| super::probe::Pkt { pts: p.1, key: p.3 })
+            .collect(),
+    };
+    // Audio duration: the stream's own (MP4 edit list), else the packet span
+    // (Matroska stores no per-stream duration).
+    let audio = streams.iter().find(|s| s.kind == "audio").and_then(|a| {
+        let sr = a.sample_rate?;
+        let from_packets = || {
+            let mine = pkts.iter().filter(|p| p.0 == a.index);
+            let first = mine.clone().map(|p| p.1).min()?;
+            let end = mine.map(|p| p.1 + p.2).max()?;
+            (a.tb.1 > 0).then(|| (end - first) as f64 * a.tb.0 as f64 / a.tb.1 as f64)
+        };
+        Some((sr, a.duration.or_else(from_packets)?))
+    });
     Ok(ClipProbe { video, audio })
 }
 
@@ -626,7 +644,7 @@ fn video_encoder_args(probe: &SourceInfo, output: &Path) -> Vec<OsString> {
     if webm {
         args!["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-crf", "32", "-b:v", "0", "-pix_fmt", "yuv420p"]
     } else if probe.video_codec == "hevc" {
-        let mut a = args!["-c:v", "libx265", "-preset", "fast", "-crf", "22", "-pix_fmt", pix(&X26X), "-x265-params", "log-level=error"];
+        let mut a = args!["-c:v", "libx265", "-preset", "veryfast", "-crf", "22", "-pix_fmt", pix(&X26X), "-x265-params", "log-level=error"];
         if is_mp4_like(output) {
             a.extend(args!["-tag:v", "hvc1"]);
         }

@@ -23,12 +23,30 @@ fn cache_dir() -> PathBuf {
     d
 }
 
-/// A fresh directory for one test's outputs.
-fn out_dir(test: &str) -> PathBuf {
-    let d = cache_dir().join("out").join(test);
+/// A fresh directory for one test's outputs (per process, so concurrent test
+/// runs do not collide), removed when dropped unless `KEEP_TEST_OUTPUT` is set.
+struct OutDir(PathBuf);
+
+impl std::ops::Deref for OutDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_TEST_OUTPUT").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn out_dir(test: &str) -> OutDir {
+    let d = cache_dir().join(format!("out-{}", std::process::id())).join(test);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    OutDir(d)
 }
 
 fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
@@ -45,7 +63,7 @@ fn source(name: &str, args: &[&str]) -> PathBuf {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = cache_dir().join(name);
     if !path.exists() {
-        let tmp = cache_dir().join(format!("tmp-{name}"));
+        let tmp = cache_dir().join(format!("tmp-{}-{name}", std::process::id()));
         let mut a = vec!["-v", "error", "-y"];
         a.extend_from_slice(args);
         a.push(tmp.to_str().unwrap());
@@ -527,16 +545,11 @@ async fn h264_without_x264_settings_is_reencoded() {
     // Same stream with its SEI NAL units (x264's settings) removed: the
     // parameter sets cannot be reproduced, so the cut falls back.
     let src = coded25();
-    let stripped = cache_dir().join("coded25-nosei.mp4");
-    if !stripped.exists() {
-        run(
-            "ffmpeg",
-            &[
-                "-v", "error", "-y", "-i", src.to_str().unwrap(), "-map", "0", "-c", "copy", "-bsf:v",
-                "filter_units=remove_types=6", stripped.to_str().unwrap(),
-            ],
-        );
-    }
+    let src = src.to_str().unwrap().to_string();
+    let stripped = source(
+        "coded25-nosei.mp4",
+        &["-i", &src, "-map", "0", "-c", "copy", "-bsf:v", "filter_units=remove_types=6"],
+    );
     let dir = out_dir("nosei");
     let (out, req, r) = cut(&stripped, &dir, "clip.mp4", 3.48, 9.24, false).await;
     assert_eq!(r.method, CutMethod::FullReencode);
@@ -556,4 +569,24 @@ async fn matroska_output() {
     let d = mad(&gray_at(&out, 0.0), &gray_at(&src, 3.476));
     assert!(d < SAME_FRAME, "first frame MAD {d}");
     assert_clean(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hevc_source_is_reencoded_as_hevc() {
+    let src = source(
+        "hevc.mp4",
+        &[
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
+            "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:v", "libx265", "-x265-params", "log-level=error",
+            "-tag:v", "hvc1", "-c:a", "aac",
+        ],
+    );
+    let dir = out_dir("hevc");
+    let (out, _req, r) = cut(&src, &dir, "clip.mp4", 1.0, 3.0, false).await;
+    assert_eq!(r.method, CutMethod::FullReencode);
+    assert_eq!(r.frames, 50);
+    let codec = run("ffprobe", &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,codec_tag_string", "-of", "csv=p=0", out.to_str().unwrap()]);
+    assert_eq!(String::from_utf8(codec).unwrap().trim(), "hevc,hvc1");
+    let d = mad(&gray_at(&out, 0.0), &gray_at(&src, 0.996));
+    assert!(d < SAME_FRAME, "first frame MAD {d}");
 }
