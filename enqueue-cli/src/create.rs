@@ -127,6 +127,7 @@ async fn check_file(path: &Path) -> anyhow::Result<CheckedFile> {
         return Err(BadInput::new(format!("{} is empty", path.display())).into());
     }
     let info = shared::probe::probe(path).await?;
+    shared::probe::check_complete(path).await?;
     if !info.has_audio {
         return Err(BadInput::new(format!("{} has no audio stream: nothing to transcribe", path.display())).into());
     }

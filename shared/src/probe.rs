@@ -119,3 +119,24 @@ pub async fn probe(path: &Path) -> anyhow::Result<MediaInfo> {
         format_name: format.format_name.unwrap_or_default(),
     })
 }
+
+/// Checks that the file's media data can be read to the end: a truncated
+/// upload often keeps a readable index (MP4 with the index in front) while
+/// its last packets are missing, which only reading the packets reveals
+/// (ffprobe reports "partial file"). Reads packet headers, not frames, so it
+/// is fast. Returns [`BadInput`] with ffprobe's reason.
+pub async fn check_complete(path: &Path) -> anyhow::Result<()> {
+    let output = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=pos", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .await
+        .context("running ffprobe (is ffmpeg installed?)")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if let Some(reason) = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).last() {
+        // "[mov,mp4,... @ 0x...] stream 1, offset 0x1fcf1: partial file" -> after the "] ".
+        let reason = reason.rsplit("] ").next().unwrap_or(reason);
+        return Err(BadInput::new(format!("{} is truncated or corrupt: {reason}", path.display())).into());
+    }
+    Ok(())
+}

@@ -121,6 +121,9 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     // Probe.
     progress.step("probing", 5).await;
     let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
+    shared::probe::check_complete(&source)
+        .await
+        .map_err(|e| BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e))))?;
     if !info.has_audio {
         return Err(BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into());
     }
