@@ -654,3 +654,184 @@ pub async fn find_segments(conn: &mut PooledConnection<'_>, task_id: &str) -> an
         .await
         .context("reading segments")
 }
+
+/// What [`insert_tasks_for_idle_videos`] did with a batch of candidate tasks.
+#[derive(Debug, Default)]
+pub struct IdleVideoBatch {
+    /// The tasks written (or, without `write`, that would have been), in
+    /// input order.
+    pub created: Vec<NewTask>,
+    /// Candidates dropped because their video has a pending or processing
+    /// task of the same type.
+    pub skipped_active: usize,
+    /// Candidates dropped because their video has a completed task of the
+    /// same type (only with `skip_completed`).
+    pub skipped_completed: usize,
+    /// Candidates dropped because their video row no longer exists.
+    pub vanished: usize,
+    /// How many candidates, from the start of the input, were decided on:
+    /// all of them unless `max_new` was reached first. Whoever resumes
+    /// after this batch starts after candidate `examined - 1`'s video.
+    pub examined: usize,
+}
+
+/// Creates, in one transaction, the tasks among `tasks` (one per video,
+/// all of one `task_type`, at most [`BATCH_ROWS`], in video id order) whose
+/// video has no pending or processing task of that type, nor, with
+/// `skip_completed`, a completed one; stops once `max_new` are chosen.
+/// The video rows are locked first (`FOR UPDATE`, in id order), so two
+/// backfills running at once over the same videos cannot both create a
+/// task for one video; the existing tasks are then read with one query and
+/// the chosen ones written with one multi-row INSERT. With `write` false
+/// nothing is locked or written and the answer says what would have been
+/// created (`--dry-run`). Returns what was created and why the rest was not.
+pub async fn insert_tasks_for_idle_videos(
+    conn: &mut PooledConnection<'_>,
+    tasks: Vec<NewTask>,
+    skip_completed: bool,
+    max_new: usize,
+    write: bool,
+) -> anyhow::Result<IdleVideoBatch> {
+    if tasks.is_empty() {
+        return Ok(IdleVideoBatch::default());
+    }
+    anyhow::ensure!(tasks.len() <= BATCH_ROWS, "at most {BATCH_ROWS} tasks per batch, got {}", tasks.len());
+    let task_type = tasks[0].task_type.clone();
+    anyhow::ensure!(tasks.iter().all(|t| t.task_type == task_type), "one task_type per batch");
+    conn.transaction(async move |conn| -> anyhow::Result<IdleVideoBatch> {
+        let video_ids: Vec<i64> = tasks.iter().map(|t| t.video_id).collect();
+        let present: std::collections::HashSet<i64> = if write {
+            videos::table
+                .filter(videos::id.eq_any(&video_ids))
+                .order(videos::id)
+                .select(videos::id)
+                .for_update()
+                .load::<i64>(conn)
+                .await
+                .context("locking the batch's videos")?
+                .into_iter()
+                .collect()
+        } else {
+            video_ids.iter().copied().collect()
+        };
+        let existing: Vec<(i64, i8)> = pt::table
+            .filter(pt::video_id.eq_any(&video_ids))
+            .filter(pt::task_type.eq(&task_type))
+            .filter(pt::status.eq_any([
+                TaskStatus::Pending.code(),
+                TaskStatus::Processing.code(),
+                TaskStatus::Completed.code(),
+            ]))
+            .select((pt::video_id, pt::status))
+            .distinct()
+            .load(conn)
+            .await
+            .context("looking for the videos' existing tasks")?;
+        let mut active = std::collections::HashSet::new();
+        let mut completed = std::collections::HashSet::new();
+        for (video_id, status) in existing {
+            if status == TaskStatus::Completed.code() {
+                completed.insert(video_id);
+            } else {
+                active.insert(video_id);
+            }
+        }
+        let mut batch = IdleVideoBatch::default();
+        for task in tasks {
+            if batch.created.len() >= max_new {
+                break;
+            }
+            batch.examined += 1;
+            if !present.contains(&task.video_id) {
+                batch.vanished += 1;
+            } else if !active.insert(task.video_id) {
+                // Already active, or a second candidate for the same video.
+                batch.skipped_active += 1;
+            } else if skip_completed && completed.contains(&task.video_id) {
+                batch.skipped_completed += 1;
+            } else {
+                batch.created.push(task);
+            }
+        }
+        if write && !batch.created.is_empty() {
+            diesel::insert_into(pt::table)
+                .values(batch.created.as_slice())
+                .execute(conn)
+                .await
+                .context("inserting processing_tasks rows")?;
+        }
+        Ok(batch)
+    })
+    .await
+}
+
+/// Which tasks [`list_tasks`] returns; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Any of these statuses.
+    pub statuses: Vec<TaskStatus>,
+    pub user_id: Option<i64>,
+    pub task_type: Option<String>,
+    /// `created_at` at or after this time (UTC).
+    pub created_since: Option<NaiveDateTime>,
+}
+
+/// A task as `enqueue tasks` lists it, with its owner's name.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pt)]
+pub struct ListedTask {
+    /// `processing_tasks.id`: the paging cursor.
+    pub id: i64,
+    pub task_id: String,
+    pub user_id: i64,
+    #[diesel(select_expression = crate::schema::users::username)]
+    pub username: String,
+    pub video_id: i64,
+    pub task_type: String,
+    pub status: i8,
+    pub priority: i8,
+    pub progress: i8,
+    pub current_step: Option<String>,
+    pub retry_count: i8,
+    pub max_retries: i8,
+    pub error_message: Option<String>,
+    pub created_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+}
+
+/// Up to `limit` tasks matching `filter`, newest first (`id` descending) or
+/// with `oldest_first` oldest first, starting after the cursor `after` (an
+/// `id` from a previous page: keyset paging, so a page costs the same at
+/// any depth and rows added meanwhile never shift a page). A user filter
+/// walks `idx_user_id` (`user_id`, then `id`) in order; a status filter
+/// can use `idx_queue`; otherwise the primary key is walked in order.
+pub async fn list_tasks(
+    conn: &mut PooledConnection<'_>,
+    filter: &TaskFilter,
+    after: Option<i64>,
+    oldest_first: bool,
+    limit: usize,
+) -> anyhow::Result<Vec<ListedTask>> {
+    use crate::schema::users;
+    let mut query = pt::table.inner_join(users::table).select(ListedTask::as_select()).into_boxed();
+    if !filter.statuses.is_empty() {
+        query = query.filter(pt::status.eq_any(filter.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()));
+    }
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(pt::user_id.eq(user_id));
+    }
+    if let Some(task_type) = &filter.task_type {
+        query = query.filter(pt::task_type.eq(task_type.clone()));
+    }
+    if let Some(since) = filter.created_since {
+        query = query.filter(pt::created_at.ge(since));
+    }
+    query = match (oldest_first, after) {
+        (true, Some(after)) => query.filter(pt::id.gt(after)),
+        (false, Some(after)) => query.filter(pt::id.lt(after)),
+        (_, None) => query,
+    };
+    query = if oldest_first { query.order(pt::id.asc()) } else { query.order(pt::id.desc()) };
+    query.limit(limit as i64).load(conn).await.context("listing tasks")
+}

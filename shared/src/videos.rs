@@ -66,3 +66,63 @@ pub async fn ensure_placeholder_video(conn: &mut PooledConnection<'_>, user_id: 
     )
     .await
 }
+
+/// Which videos [`page_after`] walks; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct VideoFilter {
+    pub user_id: Option<i64>,
+    /// `created_at` at or after this time (UTC).
+    pub created_since: Option<chrono::NaiveDateTime>,
+    /// `created_at` strictly before this time (UTC).
+    pub created_before: Option<chrono::NaiveDateTime>,
+    /// `videos.status` (1 uploaded, 2 processing, 3 completed, 4 failed).
+    pub status: Option<i8>,
+}
+
+/// A video and its owner, as a backfill needs them.
+#[derive(Debug, Clone, Queryable)]
+pub struct VideoOwner {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+}
+
+/// Up to `limit` videos matching `filter` whose id is above `after_id`, by
+/// id ascending, with their owner's name: one page of a keyset walk
+/// (`WHERE id > last ORDER BY id LIMIT n`, never OFFSET), so every page
+/// costs the same however deep the walk is and a walk can resume from the
+/// last id it finished. The placeholder rows that no-op tasks point at
+/// (`noop://` paths, see [`ensure_placeholder_video`]) are not videos and
+/// are never returned.
+pub async fn page_after(
+    conn: &mut PooledConnection<'_>,
+    filter: &VideoFilter,
+    after_id: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<VideoOwner>> {
+    use crate::schema::users;
+    let mut query = videos::table
+        .inner_join(users::table)
+        .filter(videos::id.gt(after_id))
+        .filter(videos::file_path.not_like("noop://%"))
+        .select((videos::id, videos::user_id, users::username))
+        .into_boxed();
+    if let Some(user_id) = filter.user_id {
+        query = query.filter(videos::user_id.eq(user_id));
+    }
+    if let Some(since) = filter.created_since {
+        query = query.filter(videos::created_at.ge(since));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(videos::created_at.lt(before));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(videos::status.eq(status));
+    }
+    query
+        .order(videos::id)
+        .limit(limit as i64)
+        .load(conn)
+        .await
+        .context("reading a page of videos")
+}
