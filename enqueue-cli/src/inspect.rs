@@ -16,6 +16,9 @@ pub struct StatusArgs {
     /// Public task ids (processing_tasks.task_id)
     #[arg(required = true)]
     pub task_ids: Vec<String>,
+    /// Also show every status change: time, worker, reason
+    #[arg(long)]
+    pub history: bool,
 }
 
 #[derive(Args, Debug)]
@@ -64,9 +67,18 @@ pub async fn status(settings: &Settings, out: &Output, args: StatusArgs) -> anyh
         println!("{:<36}  {:<10}  {:<10}  {:>4}  {:<18}  {:>7}  ERROR", "TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES");
     }
     for task in &tasks {
-        let value = summary_json(task);
+        let mut value = summary_json(task);
+        let history = if args.history {
+            shared::history::task_history(&mut shared::db::conn(&pool).await?, &task.task_id).await?
+        } else {
+            Vec::new()
+        };
+        if args.history {
+            value["history"] = serde_json::to_value(&history)?;
+        }
+        let name = |code: Option<i8>| code.and_then(|c| TaskStatus::from_code(c).ok()).map(|s| s.name()).unwrap_or("-");
         out.emit(&value, || {
-            format!(
+            let mut text = format!(
                 "{:<36}  {:<10}  {:<10}  {:>3}%  {:<18}  {:>3}/{:<3}  {}",
                 task.task_id,
                 task.task_type,
@@ -76,7 +88,19 @@ pub async fn status(settings: &Settings, out: &Output, args: StatusArgs) -> anyh
                 task.retry_count,
                 task.max_retries,
                 task.error_message.as_deref().unwrap_or("")
-            )
+            );
+            for change in &history {
+                text.push_str(&format!(
+                    "\n    {}  {:>10} -> {:<10}  attempt {}  {}  {}",
+                    change.changed_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                    name(change.from_status),
+                    name(Some(change.to_status)),
+                    change.attempt,
+                    change.worker.as_deref().unwrap_or("-"),
+                    change.reason.as_deref().unwrap_or("")
+                ));
+            }
+            text
         });
     }
     Ok(ExitCode::SUCCESS)

@@ -130,6 +130,19 @@ fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
         assert!(row[3].contains("failed on purpose") && row[3].contains("gave up after 2 retries"), "{}", row[3]);
     }
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 0);
+    // The history tells the story: created, then (started, back to pending) x2, started, failed.
+    let out = env.enqueue(&["status", ids[0].as_str(), "--history", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let moves: Vec<(i64, i64)> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["from_status"].as_i64().unwrap_or(-1), c["to_status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(moves, vec![(-1, 0), (0, 1), (1, 0), (0, 1), (1, 0), (0, 1), (1, 3)]);
+    let last = status["history"].as_array().unwrap().last().unwrap();
+    assert!(last["reason"].as_str().unwrap().contains("failed on purpose"));
+    assert!(last["worker"].as_str().unwrap().contains('#'), "the worker is named");
     // `retry` makes them pending again with a fresh budget.
     let mut args = vec!["retry", "--json"];
     args.extend(ids.iter().map(String::as_str));

@@ -36,6 +36,8 @@ const COLUMNS: &[(&str, i64)] = &[
     ("users", 11), ("user_configs", 6), ("user_quotas", 9), ("videos", 18), ("processing_tasks", 19 + 5),
     ("processing_results", 10), ("video_segments", 19), ("templates", 19), ("download_records", 15),
     ("operation_logs", 13), ("system_configs", 7),
+    // Queue protocol addition: status history (migration 3).
+    ("task_status_history", 8),
 ];
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod logging;
 pub mod models;
 pub mod probe;

@@ -213,6 +213,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Written by triggers on `processing_tasks` (migration 3).
+    task_status_history (id) {
+        id -> BigInt,
+        task_id -> BigInt,
+        from_status -> Nullable<TinyInt>,
+        to_status -> TinyInt,
+        attempt -> Integer,
+        worker -> Nullable<Varchar>,
+        reason -> Nullable<Varchar>,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_configs -> users (user_id));
 diesel::joinable!(user_quotas -> users (user_id));
 diesel::joinable!(videos -> users (user_id));
@@ -235,4 +249,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     download_records,
     operation_logs,
     system_configs,
+    task_status_history,
 );
