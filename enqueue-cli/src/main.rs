@@ -6,8 +6,10 @@
 //! written, so a refused command leaves no rows behind.
 
 mod admin;
+mod backfill;
 mod create;
 mod inspect;
+mod listing;
 
 use clap::{Parser, Subcommand};
 use shared::config::{load_dotenv, Settings};
@@ -42,6 +44,10 @@ enum Command {
     Task(create::TaskArgs),
     /// Create no-op tasks (same queue path as video tasks; for benchmarks and fault tests)
     Noop(create::NoopArgs),
+    /// Create tasks for stored videos (filters, --dry-run, --rate, resumable with --after-id)
+    Backfill(backfill::BackfillArgs),
+    /// List tasks, filtered, newest first, paged by cursor (--after)
+    Tasks(listing::TasksArgs),
     /// Show tasks' status, progress, step, retries, error and timings
     Status(inspect::StatusArgs),
     /// Show a task's clips: type, times, confidence, title, files
@@ -103,6 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Video(args) => create::video(&cli.settings, &out, args).await,
         Command::Task(args) => create::task(&cli.settings, &out, args).await,
         Command::Noop(args) => create::noop(&cli.settings, &out, args).await,
+        Command::Backfill(args) => backfill::backfill(&cli.settings, &out, args).await,
+        Command::Tasks(args) => listing::tasks(&cli.settings, &out, args).await,
         Command::Status(args) => inspect::status(&cli.settings, &out, args).await,
         Command::Segments(args) => inspect::segments(&cli.settings, &out, args).await,
         Command::Queues => inspect::queues(&cli.settings, &out).await,

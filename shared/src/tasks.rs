@@ -776,7 +776,7 @@ pub struct TaskFilter {
     pub created_since: Option<NaiveDateTime>,
 }
 
-/// A task as `enqueue tasks` lists it, with its owner's name.
+/// A task as `enqueue tasks` lists it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pt)]
 pub struct ListedTask {
@@ -784,8 +784,6 @@ pub struct ListedTask {
     pub id: i64,
     pub task_id: String,
     pub user_id: i64,
-    #[diesel(select_expression = crate::schema::users::username)]
-    pub username: String,
     pub video_id: i64,
     pub task_type: String,
     pub status: i8,
@@ -800,21 +798,25 @@ pub struct ListedTask {
     pub completed_at: Option<NaiveDateTime>,
 }
 
-/// Up to `limit` tasks matching `filter`, newest first (`id` descending) or
-/// with `oldest_first` oldest first, starting after the cursor `after` (an
-/// `id` from a previous page: keyset paging, so a page costs the same at
-/// any depth and rows added meanwhile never shift a page). A user filter
-/// walks `idx_user_id` (`user_id`, then `id`) in order; a status filter
-/// can use `idx_queue`; otherwise the primary key is walked in order.
+/// Up to `limit` tasks matching `filter`, each with its owner's name,
+/// newest first (`id` descending) or with `oldest_first` oldest first,
+/// starting after the cursor `after` (an `id` from a previous page: keyset
+/// paging, so a page costs the same at any depth and rows added meanwhile
+/// never shift a page). The page is read from `processing_tasks` alone:
+/// with a user filter `idx_user_id` (`user_id`, then `id`) is walked in
+/// order, a status filter can use `idx_queue`, otherwise the primary key
+/// is walked in order and the walk stops at `limit` rows. Owners' names
+/// come from a second lookup by primary key, since a join lets the
+/// optimizer start from `users` and sort every task (seen with EXPLAIN).
 pub async fn list_tasks(
     conn: &mut PooledConnection<'_>,
     filter: &TaskFilter,
     after: Option<i64>,
     oldest_first: bool,
     limit: usize,
-) -> anyhow::Result<Vec<ListedTask>> {
+) -> anyhow::Result<Vec<(ListedTask, String)>> {
     use crate::schema::users;
-    let mut query = pt::table.inner_join(users::table).select(ListedTask::as_select()).into_boxed();
+    let mut query = pt::table.select(ListedTask::as_select()).into_boxed();
     if !filter.statuses.is_empty() {
         query = query.filter(pt::status.eq_any(filter.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()));
     }
@@ -833,5 +835,27 @@ pub async fn list_tasks(
         (_, None) => query,
     };
     query = if oldest_first { query.order(pt::id.asc()) } else { query.order(pt::id.desc()) };
-    query.limit(limit as i64).load(conn).await.context("listing tasks")
+    let tasks: Vec<ListedTask> = query.limit(limit as i64).load(conn).await.context("listing tasks")?;
+    let mut owner_ids: Vec<i64> = tasks.iter().map(|t| t.user_id).collect();
+    owner_ids.sort_unstable();
+    owner_ids.dedup();
+    let names: std::collections::HashMap<i64, String> = if owner_ids.is_empty() {
+        Default::default()
+    } else {
+        users::table
+            .filter(users::id.eq_any(&owner_ids))
+            .select((users::id, users::username))
+            .load::<(i64, String)>(conn)
+            .await
+            .context("reading the tasks' owners")?
+            .into_iter()
+            .collect()
+    };
+    Ok(tasks
+        .into_iter()
+        .map(|t| {
+            let name = names.get(&t.user_id).cloned().unwrap_or_default();
+            (t, name)
+        })
+        .collect())
 }

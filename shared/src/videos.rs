@@ -91,9 +91,12 @@ pub struct VideoOwner {
 /// id ascending, with their owner's name: one page of a keyset walk
 /// (`WHERE id > last ORDER BY id LIMIT n`, never OFFSET), so every page
 /// costs the same however deep the walk is and a walk can resume from the
-/// last id it finished. The placeholder rows that no-op tasks point at
-/// (`noop://` paths, see [`ensure_placeholder_video`]) are not videos and
-/// are never returned.
+/// last id it finished. The page is read from `videos` alone (the primary
+/// key, or `idx_user_id`/`idx_status`, which end in `id`, walked in order)
+/// and the owners' names with a second lookup by primary key: a join would
+/// let the optimizer start from `users` and sort every matching video. The
+/// placeholder rows that no-op tasks point at (`noop://` paths, see
+/// [`ensure_placeholder_video`]) are not videos and are never returned.
 pub async fn page_after(
     conn: &mut PooledConnection<'_>,
     filter: &VideoFilter,
@@ -102,10 +105,9 @@ pub async fn page_after(
 ) -> anyhow::Result<Vec<VideoOwner>> {
     use crate::schema::users;
     let mut query = videos::table
-        .inner_join(users::table)
         .filter(videos::id.gt(after_id))
         .filter(videos::file_path.not_like("noop://%"))
-        .select((videos::id, videos::user_id, users::username))
+        .select((videos::id, videos::user_id))
         .into_boxed();
     if let Some(user_id) = filter.user_id {
         query = query.filter(videos::user_id.eq(user_id));
@@ -119,10 +121,29 @@ pub async fn page_after(
     if let Some(status) = filter.status {
         query = query.filter(videos::status.eq(status));
     }
-    query
+    let page: Vec<(i64, i64)> = query
         .order(videos::id)
         .limit(limit as i64)
         .load(conn)
         .await
-        .context("reading a page of videos")
+        .context("reading a page of videos")?;
+    let mut owner_ids: Vec<i64> = page.iter().map(|(_, user_id)| *user_id).collect();
+    owner_ids.sort_unstable();
+    owner_ids.dedup();
+    let names: std::collections::HashMap<i64, String> = if owner_ids.is_empty() {
+        Default::default()
+    } else {
+        users::table
+            .filter(users::id.eq_any(&owner_ids))
+            .select((users::id, users::username))
+            .load::<(i64, String)>(conn)
+            .await
+            .context("reading the videos' owners")?
+            .into_iter()
+            .collect()
+    };
+    Ok(page
+        .into_iter()
+        .map(|(id, user_id)| VideoOwner { id, user_id, username: names.get(&user_id).cloned().unwrap_or_default() })
+        .collect())
 }
