@@ -231,3 +231,67 @@ fn two_schedulers_neither_lose_nor_duplicate() {
     assert_exactly_once(&env, 600);
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts <> 1"), 0, "a task ran twice");
 }
+
+#[test]
+fn kill_9_during_video_tasks_writes_segments_exactly_once() {
+    let env = TestEnv::new();
+    assert!(env.enqueue(&["user", "add", "shop", "--email", "shop@example.com"]).status.success());
+    let video = support::project_root().join("fixtures/videos/zh-shampoo.mp4");
+    let model = std::env::var("WHISPER_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| support::project_root().join(".cache/models/ggml-base.bin"));
+    for _ in 0..3 {
+        let out = env.enqueue(&["video", video.to_str().unwrap(), "--user", "shop", "--config", r#"{"language":"zh"}"#]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let spawn_worker = |name: &str| {
+        env.command("worker")
+            .env("WHISPER_MODEL", &model)
+            // Two workers on two cores: one whisper thread each.
+            .args(["--concurrency", "1", "--lease-seconds", "2", "--whisper-threads", "1"])
+            .stderr(std::fs::File::create(env.dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut scheduler = env.spawn("scheduler", &["--lease-seconds", "2"], "scheduler");
+    let mut workers = vec![spawn_worker("w0"), spawn_worker("w1")];
+    let started = Instant::now();
+    let mut kills = 0;
+    // Kill a worker in the middle of a video task, twice.
+    while kills < 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no video task got going");
+        let running = env.sql("SELECT lease_owner FROM processing_tasks WHERE status = 1 AND current_step IN ('transcribing', 'cutting clips')");
+        if let Some(owner) = running.first().map(|r| r[0].clone()) {
+            let slot = workers.iter().position(|w| owner.contains(&format!(":{}:", w.id())));
+            if let Some(slot) = slot {
+                let _ = workers[slot].kill();
+                let _ = workers[slot].wait();
+                kills += 1;
+                workers[slot] = spawn_worker(&format!("restart{kills}"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    env.wait_until(Duration::from_secs(240), "all video tasks completed", || {
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 3
+    });
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
+    assert!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts > 1") >= 1, "no task was re-run");
+    // Exactly once: one transcript and one analysis per task, and each task's
+    // segments match its segment results (no second set from a dead run).
+    for row in env.sql("SELECT id FROM processing_tasks") {
+        let id = &row[0];
+        for kind in ["transcript", "analysis"] {
+            assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = '{kind}'")), 1);
+        }
+        let segments = env.count(&format!("SELECT COUNT(*) FROM video_segments WHERE task_id = {id}"));
+        assert!(segments >= 3, "task {id} has {segments} segments");
+        assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = 'segment'")), segments);
+        assert_eq!(env.count(&format!("SELECT COUNT(DISTINCT selling_point_type, start_time) FROM video_segments WHERE task_id = {id}")), segments, "duplicate segments");
+    }
+}

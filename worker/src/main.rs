@@ -41,6 +41,10 @@ struct Cli {
     /// First retry's backoff (milliseconds); doubles each retry, with jitter
     #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000)]
     retry_base_ms: u64,
+    /// whisper threads per transcription (default: all cores). Several
+    /// workers on one machine should share the cores: threads x workers <= cores
+    #[arg(long, env = "WHISPER_THREADS")]
+    whisper_threads: Option<usize>,
     /// Exit 0 once no task is pending, queued or running
     #[arg(long)]
     exit_when_idle: bool,
@@ -76,7 +80,7 @@ const DEFAULT_MODEL: &str = ".cache/models/ggml-base.bin";
 /// Loads the whisper model once for the whole process. A model named by
 /// `WHISPER_MODEL` must load (else exit 2); without it the default path is
 /// tried, and a worker with no model still runs every other task type.
-fn load_transcriber(configured: Option<&str>) -> anyhow::Result<Option<Arc<worker::pipeline::transcribe::Transcriber>>> {
+fn load_transcriber(configured: Option<&str>, threads: Option<usize>) -> anyhow::Result<Option<Arc<worker::pipeline::transcribe::Transcriber>>> {
     use worker::pipeline::transcribe::Transcriber;
     let path = match configured {
         Some(path) => std::path::PathBuf::from(path),
@@ -87,7 +91,7 @@ fn load_transcriber(configured: Option<&str>) -> anyhow::Result<Option<Arc<worke
         }
     };
     let started = std::time::Instant::now();
-    let transcriber = Transcriber::load(&path).map_err(|e| shared::BadInput::new(format!("{e:#}")))?;
+    let transcriber = Transcriber::load(&path, threads).map_err(|e| shared::BadInput::new(format!("{e:#}")))?;
     tracing::info!(model = %path.display(), seconds = started.elapsed().as_secs_f64(), "whisper model loaded");
     Ok(Some(Arc::new(transcriber)))
 }
@@ -174,7 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         pool: pool.clone(),
         queue: queue.clone(),
         storage: shared::storage::Storage::from_url(&cli.settings.storage_url)?,
-        transcriber: load_transcriber(cli.settings.whisper_model.as_deref())?,
+        transcriber: load_transcriber(cli.settings.whisper_model.as_deref(), cli.whisper_threads)?,
     };
     let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone(), services });
 

@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(0.0);
     let dir = args.iter().find(|a| !a.starts_with("--") && a.parse::<f64>().is_err()).map(PathBuf::from).unwrap_or_else(|| "fixtures/videos".into());
     let model = std::env::var("WHISPER_MODEL").unwrap_or_else(|_| ".cache/models/ggml-base.bin".into());
-    let transcriber = Transcriber::load(std::path::Path::new(&model))?;
+    let transcriber = Transcriber::load(std::path::Path::new(&model), None)?;
     let config = DetectionConfig::default();
     let scorer = LexiconScorer::new(&config);
 

@@ -36,9 +36,10 @@ pub struct Transcriber {
 }
 
 impl Transcriber {
-    /// Loads the ggml model at `path`. Threads per transcription and how many
-    /// run at once are chosen so their product does not exceed the cores.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Loads the ggml model at `path`. Threads per transcription (`threads`,
+    /// default: the cores, at most 4) and how many transcriptions run at once
+    /// are chosen so their product does not exceed the cores.
+    pub fn load(path: &Path, threads: Option<usize>) -> anyhow::Result<Self> {
         // whisper.cpp's own chatter goes through `tracing` (debug level).
         whisper_rs::install_logging_hooks();
         let path_text = path.to_str().context("model path is not UTF-8")?;
@@ -48,7 +49,7 @@ impl Transcriber {
         let context = WhisperContext::new_with_params(path_text, WhisperContextParameters::default())
             .map_err(|e| anyhow::anyhow!("loading whisper model {}: {e}", path.display()))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let threads = cores.clamp(1, 4);
+        let threads = threads.unwrap_or(cores).clamp(1, cores.max(1)).min(8);
         let parallel = (cores / threads).max(1);
         Ok(Transcriber { context: Arc::new(context), permits: Arc::new(Semaphore::new(parallel)), threads })
     }
