@@ -264,6 +264,33 @@ fn filters_select_by_user_creation_time_and_video_status() {
 }
 
 #[test]
+fn two_backfills_at_once_create_one_task_per_video() {
+    let env = TestEnv::new();
+    add_user(&env, "shop1");
+    insert_videos(&env, "shop1", 300, "2026-01-05 10:00:00", 1);
+    let spawn = |batch: &str| {
+        env.command("enqueue")
+            .args(["backfill", "--batch-size", batch, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("7"), spawn("11"));
+    let mut created = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        created += summary["created"].as_i64().unwrap();
+    }
+    assert_eq!(created, 300);
+    let per_video = tasks_per_video(&env, "video_clip");
+    assert_eq!(per_video.len(), 300);
+    assert!(per_video.values().all(|n| *n == 1), "a video got two tasks");
+}
+
+#[test]
 fn rate_paces_the_backfill() {
     let env = TestEnv::new();
     add_user(&env, "shop1");
