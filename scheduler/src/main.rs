@@ -53,6 +53,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(settings = %cli.settings.describe(), "scheduler starting");
+    shared::metrics::serve(cli.settings.metrics_addr.as_deref()).await?;
     let pool = shared::db::connect(cli.settings.require_database_url()?, 4).await?;
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
     let (shutdown, _trigger) = Shutdown::on_signals();

@@ -79,6 +79,7 @@ impl DrainRate {
 /// Runs ticks until shutdown (or, with `exit_when_idle`, until no task is
 /// pending, queued or running).
 pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    tokio::spawn(count_tasks_by_status(pool.clone(), shutdown.clone()));
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
     let mut failures = 0u32;
     while !shutdown.is_triggered() {
@@ -112,6 +113,19 @@ pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutd
     Ok(())
 }
 
+/// Publishes `videoclip_tasks{status}` every five seconds.
+async fn count_tasks_by_status(pool: Pool, mut shutdown: Shutdown) {
+    use shared::models::TaskStatus;
+    while !shutdown.sleep(Duration::from_secs(5)).await {
+        let Ok(mut conn) = shared::db::conn(&pool).await else { continue };
+        let Ok(counts) = tasks::count_by_status(&mut conn).await else { continue };
+        for status in [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
+            let n = counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
+            metrics::gauge!("videoclip_tasks", "status" => status.name()).set(n as f64);
+        }
+    }
+}
+
 /// True if any task is pending or running; errors count as active so the
 /// scheduler keeps going while the database is away.
 async fn is_active(pool: &Pool) -> bool {
@@ -126,9 +140,12 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
     let mut report = TickReport::default();
     let mut conn = shared::db::conn(pool).await?;
     let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::HIGH_PRIORITY_QUEUE).set(high as f64);
+    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::NORMAL_QUEUE).set(normal as f64);
     if !epoch {
         let reset = tasks::forget_queued(&mut conn).await?;
         queue.set_epoch().await?;
+        metrics::counter!("videoclip_queue_rebuilds_total").increment(1);
         if reset > 0 {
             tracing::warn!(tasks = reset, "Redis lost the queues: pushing every pending task again");
         }
@@ -138,6 +155,8 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
     report.failed_by_reaper = failed;
     if reaped + failed > 0 {
         tracing::warn!(requeued = reaped, failed, "leases expired");
+        metrics::counter!("videoclip_leases_expired_total", "action" => "requeued").increment(reaped as u64);
+        metrics::counter!("videoclip_leases_expired_total", "action" => "failed").increment(failed as u64);
     }
 
     for selection in [
@@ -156,6 +175,7 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
         report.aged += aged.len();
     }
     rate.pushed(report.aged);
+    metrics::counter!("videoclip_tasks_aged_total").increment(report.aged as u64);
     if report.aged > 0 {
         tracing::info!(tasks = report.aged, "waited longer than {}s: moved to the front", options.max_wait_seconds);
     }
@@ -167,6 +187,7 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
         let limit = room.min(BATCH);
         let pushed = tasks::queue_due_tasks(&mut conn, DueSelection::ByPriority, limit, queue, options.high_priority_threshold).await?;
         report.pushed = pushed.len();
+        metrics::counter!("videoclip_tasks_queued_total").increment(pushed.len() as u64);
         report.more_waiting = pushed.len() == limit;
         rate.pushed(pushed.len());
     }

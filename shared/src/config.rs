@@ -30,6 +30,10 @@ pub struct Settings {
     /// Log format: text (default on a terminal) or json (one object per line)
     #[arg(long, env = "LOG_FORMAT", global = true, default_value = "text")]
     pub log_format: crate::logging::LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
+    #[arg(long, env = "METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<String>,
 }
 
 impl Settings {

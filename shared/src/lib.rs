@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod history;
 pub mod logging;
+pub mod metrics;
 pub mod models;
 pub mod probe;
 pub mod queue;

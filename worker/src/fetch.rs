@@ -88,8 +88,10 @@ impl FetchState {
         };
         if claimed.len() < ids.len() {
             tracing::debug!(dropped = ids.len() - claimed.len(), "stale or duplicate queue entries dropped");
+            metrics::counter!("videoclip_queue_entries_dropped_total").increment((ids.len() - claimed.len()) as u64);
         }
         for task in &claimed {
+            metrics::counter!("videoclip_tasks_claimed_total", "task_type" => task.task_type.clone()).increment(1);
             self.held.insert(&task.task_id, task.lease());
         }
         let statuses: Vec<(String, CachedStatus)> = claimed

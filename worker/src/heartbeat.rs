@@ -34,12 +34,18 @@ pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_mill
         .await;
         match result {
             Ok(still_held) => {
+                metrics::counter!("videoclip_heartbeats_total").increment(1);
+                metrics::counter!("videoclip_lease_renewals_total").increment(still_held.len() as u64);
                 let lost = held.cancel_lost(&ids, &still_held);
+                metrics::counter!("videoclip_leases_lost_total").increment(lost as u64);
                 if lost > 0 {
                     tracing::warn!(lost, "leases lost (cancelled or reaped): stopping those tasks");
                 }
             }
-            Err(e) => tracing::warn!("heartbeat failed: {}", shared::one_line(&e)),
+            Err(e) => {
+                metrics::counter!("videoclip_heartbeat_failures_total").increment(1);
+                tracing::warn!("heartbeat failed: {}", shared::one_line(&e));
+            }
         }
     }
 }

@@ -111,13 +111,23 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
     let span = tracing::info_span!("task", task_id = %task.task_id, task_type = %task.task_type, attempt = task.attempts);
     let _enter = span.enter();
     drop(_enter);
+    let started = std::time::Instant::now();
     let outcome = jobs::run(&task, &held.cancel, &state.services).await;
+    metrics::histogram!("videoclip_task_seconds", "task_type" => task.task_type.clone()).record(started.elapsed().as_secs_f64());
     if let Outcome::Failed { reason, retryable } = &outcome {
         tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
     }
     state.held.mark_finishing(&task.task_id);
     match state.finisher.finish(&task.task_id, held.lease.clone(), outcome).await {
-        Ok(finished) => tracing::debug!(task_id = %task.task_id, ?finished, "task finished"),
+        Ok(finished) => {
+            tracing::debug!(task_id = %task.task_id, ?finished, "task finished");
+            let outcome = match finished {
+                shared::tasks::Finished::Committed(status) => status.name(),
+                shared::tasks::Finished::Requeued => "requeued",
+                shared::tasks::Finished::LeaseLost => "lease_lost",
+            };
+            metrics::counter!("videoclip_tasks_finished_total", "task_type" => task.task_type.clone(), "outcome" => outcome).increment(1);
+        }
         Err(e) => tracing::error!(task_id = %task.task_id, "outcome not committed: {e}"),
     }
     state.held.remove(&task.task_id);
@@ -154,6 +164,7 @@ impl Acknowledge<()> for PanicAck {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let id = worker_id();
     tracing::info!(worker = %id, concurrency = cli.concurrency, settings = %cli.settings.describe(), "worker starting");
+    shared::metrics::serve(cli.settings.metrics_addr.as_deref()).await?;
     let concurrency = cli.concurrency as usize;
     let pool = shared::db::connect(cli.settings.require_database_url()?, (concurrency as u32 / 8).clamp(4, 32)).await?;
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;

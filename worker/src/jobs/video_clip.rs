@@ -92,7 +92,8 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     let progress = deps.progress;
     let mut timings = serde_json::Map::new();
     let mut clock = Instant::now();
-    let mut lap = |name: &str, timings: &mut serde_json::Map<String, serde_json::Value>| {
+    let mut lap = |name: &'static str, timings: &mut serde_json::Map<String, serde_json::Value>| {
+        metrics::histogram!("videoclip_step_seconds", "step" => name).record(clock.elapsed().as_secs_f64());
         timings.insert(name.to_string(), json!((clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0));
         clock = Instant::now();
     };
@@ -162,6 +163,9 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         }
     };
     lap("transcribe", &mut timings);
+    if let Some(seconds) = timings.get("transcribe").and_then(|v| v.as_f64()).filter(|_| audio_seconds > 0.0) {
+        metrics::histogram!("videoclip_whisper_real_time_factor").record(seconds / audio_seconds);
+    }
 
     // Detect.
     progress.step("detecting selling points", 72).await;
