@@ -24,6 +24,8 @@ pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_mill
             }
         }
         let ids = held.lease_ids();
+        metrics::counter!("videoclip_heartbeats_total").increment(1);
+        metrics::gauge!("videoclip_held_tasks").set(ids.len() as f64);
         if ids.is_empty() {
             continue;
         }
@@ -34,7 +36,6 @@ pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_mill
         .await;
         match result {
             Ok(still_held) => {
-                metrics::counter!("videoclip_heartbeats_total").increment(1);
                 metrics::counter!("videoclip_lease_renewals_total").increment(still_held.len() as u64);
                 let lost = held.cancel_lost(&ids, &still_held);
                 metrics::counter!("videoclip_leases_lost_total").increment(lost as u64);

@@ -1,0 +1,61 @@
+//! The metrics endpoints of the worker and the scheduler, scraped after a
+//! noop run and parsed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+use support::{free_port, TestEnv};
+
+/// GETs `path` from `port` and returns the body.
+fn get(port: u16, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// Prometheus text format: `name{labels} value` lines into a map.
+fn parse(body: &str) -> HashMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_are_served_and_count_a_noop_run() {
+    let env = TestEnv::new();
+    let out = env.enqueue(&["noop", "--count", "40", "--fail-rate", "0"]);
+    assert!(out.status.success());
+    let (worker_port, scheduler_port) = (free_port(), free_port());
+    let mut scheduler = env.spawn("scheduler", &["--metrics-addr", &format!("127.0.0.1:{scheduler_port}")], "scheduler");
+    let mut worker = env.spawn("worker", &["--metrics-addr", &format!("127.0.0.1:{worker_port}")], "worker");
+    env.wait_until(Duration::from_secs(30), "all tasks completed", || {
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 40
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // a heartbeat and a tick or two
+    let worker_metrics = parse(&get(worker_port, "/metrics"));
+    let scheduler_metrics = parse(&get(scheduler_port, "/metrics"));
+    for child in [&mut worker, &mut scheduler] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let value = |m: &HashMap<String, f64>, k: &str| *m.get(k).unwrap_or_else(|| panic!("{k} missing in {m:?}"));
+    assert_eq!(value(&worker_metrics, r#"videoclip_tasks_claimed_total{task_type="noop"}"#), 40.0);
+    assert_eq!(value(&worker_metrics, r#"videoclip_tasks_finished_total{task_type="noop",outcome="completed"}"#), 40.0);
+    assert_eq!(value(&worker_metrics, r#"videoclip_task_seconds_count{task_type="noop"}"#), 40.0);
+    assert!(worker_metrics.contains_key(r#"videoclip_task_seconds_bucket{task_type="noop",le="0.1"}"#));
+    assert!(value(&worker_metrics, "videoclip_heartbeats_total") >= 1.0);
+    assert_eq!(value(&worker_metrics, "videoclip_held_tasks"), 0.0);
+    assert_eq!(value(&scheduler_metrics, "videoclip_tasks_queued_total"), 40.0);
+    assert_eq!(value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:high_priority"}"#), 0.0);
+    assert_eq!(value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:video_processing"}"#), 0.0);
+}
