@@ -18,6 +18,38 @@ pub enum UserCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum QuotaCommand {
+    /// Set how many video tasks a user may complete per period
+    Set {
+        /// User name
+        user: String,
+        /// Completed video tasks allowed per period
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        monthly_videos: i64,
+        /// daily, weekly or monthly
+        #[arg(long, default_value = "monthly")]
+        reset_period: String,
+    },
+}
+
+/// Runs a `quota` subcommand.
+pub async fn quota(settings: &Settings, out: &Output, command: QuotaCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        QuotaCommand::Set { user, monthly_videos, reset_period } => {
+            let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+            let mut conn = shared::db::conn(&pool).await?;
+            let found = shared::users::require_user(&mut conn, &user).await?;
+            shared::quotas::set_monthly_videos(&mut conn, found.id, monthly_videos, &reset_period).await?;
+            out.emit(
+                &json!({ "user": user, "quota_type": shared::quotas::MONTHLY_VIDEOS, "total_quota": monthly_videos, "reset_period": reset_period }),
+                || format!("{user}: {monthly_videos} videos per {}", reset_period.trim_end_matches("ly").replace("dai", "day")),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Applies pending migrations and reports which ran.
 pub async fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<ExitCode> {
     let applied = shared::db::run_migrations(settings.require_database_url()?).await?;

@@ -31,6 +31,9 @@ pub struct TaskOptions {
     /// Retries allowed after transient failures
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i8).range(0..=20))]
     pub max_retries: i8,
+    /// Create the tasks even if the user's monthly_videos quota is used up (operators)
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl TaskOptions {
@@ -165,6 +168,9 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
     let pool = shared::db::connect(settings.require_database_url()?, 2).await?;
     let mut conn = shared::db::conn(&pool).await?;
     let user = shared::users::require_user(&mut conn, &args.user).await?;
+    if !args.options.force {
+        shared::quotas::check_monthly_videos(&mut conn, user.id, &user.username, checked.len() as i64).await?;
+    }
 
     let mut created = Vec::new();
     for file in checked {
@@ -229,6 +235,11 @@ pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::
     let video = shared::videos::find_video(&mut conn, args.video_id)
         .await?
         .ok_or_else(|| BadInput::new(format!("no video with id {}", args.video_id)))?;
+    if !args.options.force {
+        let owner = shared::users::find_user_by_id(&mut conn, video.user_id).await?;
+        let name = owner.map(|u| u.username).unwrap_or_default();
+        shared::quotas::check_monthly_videos(&mut conn, video.user_id, &name, 1).await?;
+    }
     let task = NewTask {
         task_id: new_task_id(),
         user_id: video.user_id,

@@ -6,10 +6,12 @@
 //! written, so a refused command leaves no rows behind.
 
 mod admin;
+mod audit;
 mod backfill;
 mod create;
 mod inspect;
 mod listing;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use shared::config::{load_dotenv, Settings};
@@ -38,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
     },
+    /// Manage user quotas (monthly_videos)
+    Quota {
+        #[command(subcommand)]
+        command: admin::QuotaCommand,
+    },
     /// Register video files and create one video_clip task for each
     Video(create::VideoArgs),
     /// Create a task for a video already registered
@@ -58,6 +65,8 @@ enum Command {
     Cancel(inspect::TaskIds),
     /// Run failed or cancelled tasks again
     Retry(inspect::TaskIds),
+    /// Follow tasks until they finish: progress bars, or JSON lines with --json; exit 0 only if all completed
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,7 +94,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let audit = audit::Audit::for_command(&cli.command, &cli.settings);
+    let started = std::time::Instant::now();
+    let result = runtime.block_on(run(cli));
+    if let Some(audit) = audit {
+        runtime.block_on(audit.record(&result, started.elapsed()));
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             if let Some(reason) = shared::bad_input_reason(&err) {
@@ -106,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Migrate => admin::migrate(&cli.settings, &out).await,
         Command::User { command } => admin::user(&cli.settings, &out, command).await,
+        Command::Quota { command } => admin::quota(&cli.settings, &out, command).await,
         Command::Video(args) => create::video(&cli.settings, &out, args).await,
         Command::Task(args) => create::task(&cli.settings, &out, args).await,
         Command::Noop(args) => create::noop(&cli.settings, &out, args).await,
@@ -116,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queues => inspect::queues(&cli.settings, &out).await,
         Command::Cancel(args) => inspect::cancel(&cli.settings, &out, args).await,
         Command::Retry(args) => inspect::retry(&cli.settings, &out, args).await,
+        Command::Watch(args) => watch::watch(&cli.settings, &out, args).await,
     }
 }
 

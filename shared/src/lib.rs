@@ -6,6 +6,7 @@
 //! `users`, `videos`) use them through `db`; `queue` is Redis only. The
 //! binaries combine them. No module here starts tasks of its own.
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod models;
 pub mod probe;
 pub mod queue;
+pub mod quotas;
 pub mod schema;
 pub mod shutdown;
 pub mod storage;

@@ -297,6 +297,8 @@ pub struct Completion {
     pub segments: Vec<NewSegment>,
     /// The probed metadata of the task's video, with the video's id.
     pub video: Option<(i64, VideoMetadata)>,
+    /// The user whose `monthly_videos` quota this completion counts against.
+    pub quota_user: Option<i64>,
 }
 
 impl Outcome {
@@ -385,6 +387,7 @@ pub async fn finish_tasks(
         let mut results = Vec::new();
         let mut segments = Vec::new();
         let mut video_updates = Vec::new();
+        let mut quota_users = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
                 row.status == TaskStatus::Processing.code()
@@ -403,6 +406,7 @@ pub async fn finish_tasks(
                     results.extend(completion.results);
                     segments.extend(completion.segments);
                     video_updates.extend(completion.video);
+                    quota_users.extend(completion.quota_user);
                     report.push(Finished::Committed(TaskStatus::Completed));
                 }
                 Outcome::HandedBack => {
@@ -488,6 +492,7 @@ pub async fn finish_tasks(
                 .await
                 .context("writing video_segments rows")?;
         }
+        crate::quotas::count_completed(conn, &quota_users).await?;
         for (video_id, metadata) in &video_updates {
             diesel::update(videos::table.find(*video_id))
                 .set(metadata)

@@ -57,3 +57,14 @@ pub async fn ensure_user(conn: &mut PooledConnection<'_>, username: &str) -> any
         .context("creating a system user")?;
     find_user(conn, username).await?.context("the system user vanished")
 }
+
+/// The user with this id, if any.
+pub async fn find_user_by_id(conn: &mut PooledConnection<'_>, id: i64) -> anyhow::Result<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .context("looking up a user")
+}

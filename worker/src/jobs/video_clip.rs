@@ -98,22 +98,22 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         clock = Instant::now();
     };
 
-    // Fetch: the stored file (local storage: read in place).
+    // Fetch: the stored file (file:// storage: read in place; s3://
+    // downloaded into the scratch directory, removed by `run`). A missing
+    // key is bad input ("NAME: stored file KEY is missing").
     progress.step("fetching video", 2).await;
     let video = {
         let mut conn = shared::db::conn(deps.pool).await?;
         shared::videos::find_video(&mut conn, task.video_id).await?
     }
     .ok_or_else(|| BadInput::new(format!("video {} does not exist", task.video_id)))?;
-    let source: PathBuf = deps.storage.local_path(&video.file_path)?;
     let name = video.original_filename.clone();
-    let size = match tokio::fs::metadata(&source).await {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(BadInput::new(format!("{name}: stored file {} is missing", video.file_path)).into())
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", source.display())),
+    let local = tokio::select! {
+        local = deps.storage.open_local(&video.file_path, scratch) => local.with_context(|| name.clone())?,
+        _ = cancel.cancelled() => anyhow::bail!("cancelled while fetching {}", video.file_path),
     };
+    let source: PathBuf = local.path().to_path_buf();
+    let size = local.size();
     if size == 0 {
         return Err(BadInput::new(format!("{name}: the stored file is empty")).into());
     }
@@ -225,7 +225,7 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         "timings_seconds": timings,
     }), None, None));
     progress.step("saving results", 97).await;
-    Ok(Completion { results, segments, video: Some((task.video_id, metadata)) })
+    Ok(Completion { results, segments, video: Some((task.video_id, metadata)), quota_user: Some(task.user_id) })
 }
 
 fn uuid_v7() -> String {

@@ -1,0 +1,96 @@
+//! The audit trail: every state-changing command writes one
+//! `operation_logs` row (operation, resource, the command line with secrets
+//! redacted, exit status, error, execution time), success or failure.
+//! Best effort: a command that could not reach the database cannot be
+//! logged there, and a failed audit write never changes the command's result.
+
+use crate::Command;
+use shared::audit::Operation;
+use shared::config::{redact_url, Settings};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What to record about the command being run.
+pub struct Audit {
+    database_url: String,
+    operation: &'static str,
+    resource_type: &'static str,
+    resource_id: Option<String>,
+    username: Option<String>,
+}
+
+impl Audit {
+    /// An audit for state-changing commands; `None` for read-only ones.
+    pub fn for_command(command: &Command, settings: &Settings) -> Option<Audit> {
+        let (operation, resource_type, resource_id, username) = match command {
+            Command::Migrate => ("migrate", "schema", None, None),
+            Command::User { command: crate::admin::UserCommand::Add { name, .. } } => ("user add", "user", None, Some(name.clone())),
+            Command::Quota { command: crate::admin::QuotaCommand::Set { user, .. } } => ("quota set", "user_quota", None, Some(user.clone())),
+            Command::Video(args) => ("video", "processing_task", None, Some(args.user.clone())),
+            Command::Task(args) => ("task", "processing_task", Some(format!("video {}", args.video_id)), None),
+            Command::Noop(_) => ("noop", "processing_task", None, None),
+            Command::Backfill(_) => ("backfill", "processing_task", None, None),
+            Command::Cancel(ids) => ("cancel", "processing_task", Some(ids.task_ids.join(",")), None),
+            Command::Retry(ids) => ("retry", "processing_task", Some(ids.task_ids.join(",")), None),
+            _ => return None,
+        };
+        Some(Audit {
+            database_url: settings.database_url.clone(),
+            operation,
+            resource_type,
+            resource_id: resource_id.map(|id| id.chars().take(100).collect()),
+            username,
+        })
+    }
+
+    /// Writes the row for a command that ended with `result` after `took`.
+    pub async fn record(self, result: &anyhow::Result<ExitCode>, took: Duration) {
+        let written = async {
+            let pool = shared::db::connect(&self.database_url, 1).await?;
+            let mut conn = shared::db::conn(&pool).await?;
+            let user_id = match &self.username {
+                Some(name) => shared::users::find_user(&mut conn, name).await?.map(|u| u.id),
+                None => None,
+            };
+            let argv: Vec<String> = std::env::args().map(|a| redact_arg(&a)).collect();
+            let (status, error) = match result {
+                Ok(code) if *code == ExitCode::SUCCESS => (1, None),
+                Ok(_) => (0, Some("finished with a non-zero exit status".to_string())),
+                Err(e) => (0, Some(shared::one_line(e))),
+            };
+            let operation = Operation {
+                user_id,
+                operation: format!("enqueue {}", self.operation),
+                resource_type: Some(self.resource_type.to_string()),
+                resource_id: self.resource_id,
+                ip_address: None,
+                user_agent: Some(format!("enqueue/{} ({})", env!("CARGO_PKG_VERSION"), whoami())),
+                request_data: Some(serde_json::json!({ "argv": argv })),
+                response_data: Some(serde_json::json!({ "ok": status == 1 })),
+                execution_time: Some(took.as_millis().min(i32::MAX as u128) as i32),
+                status,
+                error_message: error,
+            };
+            shared::audit::record(&mut conn, &operation).await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::debug!("audit row not written: {}", shared::one_line(&e));
+        }
+    }
+}
+
+/// A command-line argument with any URL password replaced by `***`.
+fn redact_arg(arg: &str) -> String {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => format!("{flag}={}", redact_url(value)),
+        _ => redact_url(arg),
+    }
+}
+
+/// `user@host` of whoever runs the command.
+fn whoami() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{user}@{host}")
+}

@@ -1,0 +1,107 @@
+//! All SQL on `user_quotas`. The one quota enforced today is
+//! `monthly_videos`: how many video tasks a user may have completed per
+//! period (`reset_period`: daily, weekly or monthly).
+//!
+//! Checked when tasks are created (completed this period + still in flight
+//! + the new ones must fit), counted when a video task completes (in the
+//! completing transaction, so a task counts exactly once), and reset lazily:
+//! the first check after the period ends zeroes `used_quota`.
+
+use crate::db::PooledConnection;
+use crate::models::{task_type, TaskStatus};
+use crate::schema::{processing_tasks as pt, user_quotas as q};
+use crate::BadInput;
+use anyhow::Context;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+use diesel_async::RunQueryDsl;
+
+/// The quota on completed video tasks.
+pub const MONTHLY_VIDEOS: &str = "monthly_videos";
+
+/// Reset periods `reset_period` may hold.
+pub const PERIODS: &[&str] = &["daily", "weekly", "monthly"];
+
+/// SQL condition: this row's period has ended since `last_reset_at`.
+fn period_ended() -> diesel::expression::SqlLiteral<Bool> {
+    sql::<Bool>(
+        "(last_reset_at IS NULL OR last_reset_at <= CASE reset_period \
+           WHEN 'daily' THEN NOW() - INTERVAL 1 DAY \
+           WHEN 'weekly' THEN NOW() - INTERVAL 1 WEEK \
+           ELSE NOW() - INTERVAL 1 MONTH END)",
+    )
+}
+
+/// Sets (creates or replaces) a user's `monthly_videos` quota.
+pub async fn set_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, total: i64, period: &str) -> anyhow::Result<()> {
+    if !PERIODS.contains(&period) {
+        return Err(BadInput::new(format!("reset period must be one of {PERIODS:?}, not {period:?}")).into());
+    }
+    diesel::insert_into(q::table)
+        .values((
+            q::user_id.eq(user_id),
+            q::quota_type.eq(MONTHLY_VIDEOS),
+            q::total_quota.eq(total),
+            q::reset_period.eq(period),
+        ))
+        .on_conflict(diesel::dsl::DuplicatedKeys)
+        .do_update()
+        .set((q::total_quota.eq(total), q::reset_period.eq(period)))
+        .execute(conn)
+        .await
+        .context("setting a quota")?;
+    Ok(())
+}
+
+/// Checks that `user` may create `new` more video tasks. No quota row means
+/// no limit. Returns [`BadInput`] naming the quota when it would be exceeded.
+pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, username: &str, new: i64) -> anyhow::Result<()> {
+    // Lazy reset at the end of the period.
+    diesel::update(q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)).filter(period_ended()))
+        .set((q::used_quota.eq(0), q::last_reset_at.eq(sql("NOW()"))))
+        .execute(conn)
+        .await
+        .context("resetting a quota")?;
+    let quota: Option<(i64, i64, String)> = q::table
+        .filter(q::user_id.eq(user_id))
+        .filter(q::quota_type.eq(MONTHLY_VIDEOS))
+        .select((q::total_quota, q::used_quota, q::reset_period))
+        .first(conn)
+        .await
+        .optional()
+        .context("reading a quota")?;
+    let Some((total, used, period)) = quota else { return Ok(()) };
+    let in_flight: i64 = pt::table
+        .filter(pt::user_id.eq(user_id))
+        .filter(pt::task_type.eq(task_type::VIDEO_CLIP))
+        .filter(pt::status.le(TaskStatus::Processing.code()))
+        .count()
+        .get_result(conn)
+        .await
+        .context("counting a user's active tasks")?;
+    if used + in_flight + new > total {
+        return Err(BadInput::new(format!(
+            "quota {MONTHLY_VIDEOS} of user {username:?} exceeded: {used} used + {in_flight} in progress + {new} new > {total} ({period}; --force to override)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Counts completed video tasks against their users' quotas: `user_ids`
+/// holds one entry per completed task. Part of the completing transaction.
+pub async fn count_completed(conn: &mut PooledConnection<'_>, user_ids: &[i64]) -> anyhow::Result<()> {
+    let mut per_user: std::collections::BTreeMap<i64, i64> = Default::default();
+    for id in user_ids {
+        *per_user.entry(*id).or_default() += 1;
+    }
+    for (user_id, n) in per_user {
+        diesel::update(q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)))
+            .set(q::used_quota.eq(q::used_quota + n))
+            .execute(conn)
+            .await
+            .context("counting a completed task against its quota")?;
+    }
+    Ok(())
+}
