@@ -28,3 +28,7 @@ eval:
 # Rebuild the labelled fixture videos
 fixtures:
     ./scripts/make-fixtures.sh
+
+# Benchmarks: queue throughput, backlog, pipeline overhead, cut cost (see BENCHMARKS.md)
+bench what="all":
+    ./scripts/bench.sh {{what}}
