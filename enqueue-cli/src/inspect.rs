@@ -179,38 +179,21 @@ pub async fn retry(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// Polls the tasks until all are final, printing each change of status,
-/// step or progress on stderr. Exit 0 only if every task completed.
+/// Follows the tasks until all are final with the `watch` display (bars on
+/// a terminal, JSON lines on stdout with `--json`, else text lines on
+/// stderr). Exit 0 only if every task completed.
 pub async fn wait_for(pool: &Pool, out: &Output, task_ids: &[String]) -> anyhow::Result<ExitCode> {
-    let mut last: Vec<String> = vec![String::new(); task_ids.len()];
-    loop {
-        let tasks = load(pool, task_ids).await?;
-        for (i, task) in tasks.iter().enumerate() {
-            let status = TaskStatus::from_code(task.status)?;
-            let line = format!(
-                "{} {} {}% {}",
-                task.task_id,
-                status.name(),
-                task.progress,
-                task.current_step.as_deref().unwrap_or("")
-            );
-            if line != last[i] {
-                eprintln!("{line}");
-                last[i] = line;
-            }
-        }
-        let done = tasks.iter().all(|t| TaskStatus::from_code(t.status).map(|s| s.is_final()).unwrap_or(true));
-        if done {
-            let all_ok = tasks.iter().all(|t| t.status == TaskStatus::Completed.code());
-            if out.json {
-                for task in &tasks {
-                    println!("{}", summary_json(task));
-                }
-            }
-            return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    use std::io::IsTerminal;
+    // The Redis URL from the same flags, environment and .env as this command.
+    let redis_url = <crate::Cli as clap::Parser>::try_parse().ok().map(|cli| cli.settings.redis_url);
+    let mode = if out.json {
+        crate::watch::Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        crate::watch::Mode::Bars
+    } else {
+        crate::watch::Mode::Text
+    };
+    crate::watch::follow(pool, redis_url.as_deref(), task_ids, mode, Duration::from_millis(250)).await
 }
 
 /// `enqueue segments`: the task's clips in time order.

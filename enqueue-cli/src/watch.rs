@@ -1,0 +1,658 @@
+//! `enqueue watch` and the progress display behind `video --wait`.
+//!
+//! Each tick reads every unfinished task's `task:status:{task_id}` in one
+//! pipelined MGET (workers write it at every step and, within a step, up to
+//! every 250 ms). The database is read as well:
+//!
+//! - for tasks whose key is missing or expired (TTL 1 h, or Redis flushed),
+//!   every tick;
+//! - when the cache shows a final status, which is never reported before the
+//!   database confirms it;
+//! - and at least every 2 s in any case, so a stale or lost cache cannot hide
+//!   a status change (a lease reaped, a retry, a cancel).
+//!
+//! The database is the source of truth: a task is finished only when its row
+//! says so, and its final report is that row. When the cache contradicts the
+//! database, the cached value is ignored until it is written again (its
+//! `updated_at` changes), so the display does not flap between the two.
+//!
+//! Output: one progress bar per task on stderr when stderr is a terminal;
+//! otherwise (or with `--json`) one JSON line per change on stdout, then one
+//! final line per task with its database summary. Exit 0 only if every task
+//! completed, 1 if any failed or was cancelled (its error is printed) or the
+//! watch was interrupted (Ctrl-C; the tasks keep running).
+
+use crate::Output;
+use anyhow::Context;
+use clap::Args;
+use fred::prelude::*;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use shared::config::Settings;
+use shared::db::Pool;
+use shared::models::{TaskStatus, TaskSummary};
+use shared::queue::{status_key, CachedStatus, Queue};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The database is read at least this often, whatever the cache says.
+const DB_EVERY: Duration = Duration::from_secs(2);
+/// Keys per MGET (one MGET per chunk, all in one pipeline).
+const MGET_CHUNK: usize = 1000;
+/// A cache read slower than this counts as a miss (Redis down or reconnecting).
+const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A database read slower than this is abandoned for this tick.
+const DB_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Public task ids (processing_tasks.task_id)
+    #[arg(required = true)]
+    pub task_ids: Vec<String>,
+    /// Pause between two looks at the tasks
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub interval_ms: u64,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One progress bar per task on stderr.
+    Bars,
+    /// One JSON line per change on stdout, then the database summary of each task.
+    Json,
+    /// One text line per change on stderr (`video --wait` without a terminal).
+    Text,
+}
+
+/// `enqueue watch`.
+pub async fn watch(settings: &Settings, out: &Output, args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen()?;
+    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    let mode = if out.json || !std::io::stderr().is_terminal() { Mode::Json } else { Mode::Bars };
+    let ids = dedup(&args.task_ids);
+    let tasks = load_known(&pool, &ids).await?;
+    let queue = connect_cache(&settings.redis_url).await;
+    Watcher::new(pool, queue, tasks, mode, Duration::from_millis(args.interval_ms)).run(signals).await
+}
+
+/// Follows tasks already known to exist until all are final (`video --wait`).
+/// Without `redis_url` (or if Redis is unreachable) only the database is read.
+pub async fn follow(
+    pool: &Pool,
+    redis_url: Option<&str>,
+    task_ids: &[String],
+    mode: Mode,
+    interval: Duration,
+) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen()?;
+    let ids = dedup(task_ids);
+    let tasks = load_known(pool, &ids).await?;
+    let queue = match redis_url {
+        Some(url) => connect_cache(url).await,
+        None => None,
+    };
+    Watcher::new(pool.clone(), queue, tasks, mode, interval).run(signals).await
+}
+
+/// The ids in the order given, each once.
+fn dedup(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().filter(|id| seen.insert(id.as_str())).cloned().collect()
+}
+
+/// The tasks, in the order asked for; an unknown id is bad input.
+async fn load_known(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<TaskSummary>> {
+    let mut conn = shared::db::conn(pool).await?;
+    let found = shared::tasks::find_summaries(&mut conn, ids).await?;
+    let mut ordered = Vec::with_capacity(ids.len());
+    for id in ids {
+        match found.iter().find(|t| &t.task_id == id) {
+            Some(task) => ordered.push(task.clone()),
+            None => return Err(shared::BadInput::new(format!("no task with id {id:?}")).into()),
+        }
+    }
+    Ok(ordered)
+}
+
+/// The status cache, if Redis can be reached; without it the database is
+/// polled alone (the cache only makes progress finer and cheaper to follow).
+async fn connect_cache(url: &str) -> Option<Queue> {
+    match tokio::time::timeout(Duration::from_secs(5), Queue::connect(url)).await {
+        Ok(Ok(queue)) => Some(queue),
+        Ok(Err(e)) => {
+            tracing::warn!("task:status cache unavailable, following the database only: {}", shared::one_line(&e));
+            None
+        }
+        Err(_) => {
+            tracing::warn!("task:status cache unavailable (Redis did not answer), following the database only");
+            None
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened to from the start so that neither kills
+/// the process with the default action (exit 130 is not in the contract).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// What is shown of a task; a change of any field is reported.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    status: TaskStatus,
+    progress: i8,
+    step: Option<String>,
+}
+
+impl Shown {
+    fn from_db(row: &TaskSummary) -> Option<Shown> {
+        Some(Shown { status: TaskStatus::from_code(row.status).ok()?, progress: row.progress, step: row.current_step.clone() })
+    }
+
+    fn from_cache(cached: &CachedStatus) -> Option<Shown> {
+        Some(Shown {
+            status: TaskStatus::from_code(cached.status).ok()?,
+            progress: cached.progress,
+            step: cached.current_step.clone(),
+        })
+    }
+}
+
+/// One task being followed.
+struct Watched {
+    /// Latest database row.
+    db: TaskSummary,
+    /// Last state reported.
+    shown: Option<Shown>,
+    /// `updated_at` of a cache value the database contradicted: ignored
+    /// until the cache is written again.
+    stale_cache: Option<String>,
+    /// When the current attempt started running (as seen from here).
+    started: Option<Instant>,
+    finished: bool,
+    bar: Option<ProgressBar>,
+}
+
+/// The polling loop and the display.
+struct Watcher {
+    pool: Pool,
+    queue: Option<Queue>,
+    tasks: Vec<Watched>,
+    mode: Mode,
+    interval: Duration,
+    bars: Option<MultiProgress>,
+    last_db: Instant,
+    db_failing: bool,
+    cache_failing: bool,
+}
+
+enum Stop {
+    Done,
+    Interrupted,
+}
+
+impl Watcher {
+    fn new(pool: Pool, queue: Option<Queue>, rows: Vec<TaskSummary>, mode: Mode, interval: Duration) -> Watcher {
+        let bars = (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let shorts = short_ids(&rows.iter().map(|r| r.task_id.clone()).collect::<Vec<_>>());
+        let style = ProgressStyle::with_template("{prefix}  [{bar:30}] {pos:>3}%  {wide_msg}")
+            .expect("valid progress template")
+            .progress_chars("=> ");
+        let tasks = rows
+            .into_iter()
+            .zip(shorts)
+            .map(|(db, short)| {
+                let bar = bars.as_ref().map(|m| {
+                    let bar = m.add(ProgressBar::new(100).with_style(style.clone()));
+                    bar.set_prefix(short);
+                    bar
+                });
+                Watched { db, shown: None, stale_cache: None, started: None, finished: false, bar }
+            })
+            .collect();
+        Watcher {
+            pool,
+            queue,
+            tasks,
+            mode,
+            interval,
+            bars,
+            last_db: Instant::now(),
+            db_failing: false,
+            cache_failing: false,
+        }
+    }
+
+    async fn run(mut self, mut signals: Signals) -> anyhow::Result<ExitCode> {
+        // The rows just loaded are the first look.
+        for i in 0..self.tasks.len() {
+            self.apply_db(i);
+        }
+        let stop = loop {
+            if self.tasks.iter().all(|t| t.finished) {
+                break Stop::Done;
+            }
+            let interrupted = tokio::select! {
+                _ = tokio::time::sleep(self.interval) => false,
+                _ = signals.recv() => true,
+            };
+            if interrupted {
+                break Stop::Interrupted;
+            }
+            let interrupted = tokio::select! {
+                _ = self.tick() => false,
+                _ = signals.recv() => true,
+            };
+            if interrupted {
+                break Stop::Interrupted;
+            }
+        };
+        Ok(match stop {
+            Stop::Done => self.report(),
+            Stop::Interrupted => self.interrupted(),
+        })
+    }
+
+    /// One look: the cache for every unfinished task, the database when needed.
+    async fn tick(&mut self) {
+        let active: Vec<usize> = (0..self.tasks.len()).filter(|&i| !self.tasks[i].finished).collect();
+        let cached = self.read_cache(&active).await;
+        let confirm = active.iter().zip(&cached).any(|(&i, c)| match c {
+            None => true,
+            Some(c) => {
+                TaskStatus::from_code(c.status).map(|s| s.is_final()).unwrap_or(true)
+                    && self.tasks[i].stale_cache.as_deref() != Some(c.updated_at.as_str())
+            }
+        });
+        let fresh = if confirm || self.last_db.elapsed() >= DB_EVERY { self.read_db(&active).await } else { None };
+        for (&i, cache) in active.iter().zip(cached) {
+            let mut from_db = false;
+            if let Some(rows) = &fresh {
+                if let Some(row) = rows.iter().find(|r| r.task_id == self.tasks[i].db.task_id) {
+                    self.tasks[i].db = row.clone();
+                    from_db = true;
+                }
+            }
+            let task = &mut self.tasks[i];
+            let db = Shown::from_db(&task.db);
+            if from_db && db.as_ref().is_some_and(|d| d.status.is_final()) {
+                self.finish(i);
+                continue;
+            }
+            let shown = match (cache.as_ref().and_then(Shown::from_cache), db) {
+                (Some(c), Some(d)) if from_db => {
+                    if c.status != d.status {
+                        // Written before the row changed, or never confirmed.
+                        task.stale_cache = cache.map(|c| c.updated_at);
+                        d
+                    } else {
+                        task.stale_cache = None;
+                        // Progress within a step is in the cache only; a lost
+                        // cache write leaves the database ahead.
+                        if d.progress > c.progress { d } else { c }
+                    }
+                }
+                (Some(c), Some(d)) => {
+                    let updated = cache.map(|c| c.updated_at);
+                    if c.status.is_final() || updated == task.stale_cache {
+                        d
+                    } else {
+                        task.stale_cache = None;
+                        c
+                    }
+                }
+                (None, Some(d)) => d,
+                (Some(c), None) => c,
+                (None, None) => continue,
+            };
+            self.show(i, shown);
+        }
+        self.redraw_clocks();
+    }
+
+    /// `task:status` of the given tasks: `None` where missing, unreadable
+    /// or when Redis does not answer.
+    async fn read_cache(&mut self, active: &[usize]) -> Vec<Option<CachedStatus>> {
+        let Some(queue) = &self.queue else { return vec![None; active.len()] };
+        let keys: Vec<String> = active.iter().map(|&i| status_key(&self.tasks[i].db.task_id)).collect();
+        let read = async {
+            let pipeline = queue.client().pipeline();
+            for chunk in keys.chunks(MGET_CHUNK) {
+                let _: () = pipeline.mget(chunk.to_vec()).await?;
+            }
+            let mut values = Vec::with_capacity(keys.len());
+            for reply in pipeline.try_all::<Value>().await {
+                let chunk: Vec<Option<String>> = match reply? {
+                    Value::Array(items) => items.into_iter().map(|v| v.convert()).collect::<Result<_, _>>()?,
+                    single => vec![single.convert()?],
+                };
+                values.extend(chunk);
+            }
+            anyhow::Ok(values)
+        };
+        let values = match tokio::time::timeout(CACHE_TIMEOUT, read).await {
+            Ok(Ok(values)) if values.len() == keys.len() => values,
+            Ok(Ok(values)) => {
+                self.cache_trouble(&format!("MGET returned {} values for {} keys", values.len(), keys.len()));
+                return vec![None; active.len()];
+            }
+            Ok(Err(e)) => {
+                self.cache_trouble(&shared::one_line(&e));
+                return vec![None; active.len()];
+            }
+            Err(_) => {
+                self.cache_trouble("Redis did not answer");
+                return vec![None; active.len()];
+            }
+        };
+        if self.cache_failing {
+            self.cache_failing = false;
+            self.note("task:status cache readable again");
+        }
+        values.into_iter().map(|v| v.and_then(|json| serde_json::from_str(&json).ok())).collect()
+    }
+
+    fn cache_trouble(&mut self, why: &str) {
+        if !self.cache_failing {
+            self.cache_failing = true;
+            self.note(&format!("task:status cache unreadable, following the database: {why}"));
+        }
+    }
+
+    /// The rows of the given tasks, or `None` (reported once) when the
+    /// database cannot be read this time.
+    async fn read_db(&mut self, active: &[usize]) -> Option<Vec<TaskSummary>> {
+        self.last_db = Instant::now();
+        let ids: Vec<String> = active.iter().map(|&i| self.tasks[i].db.task_id.clone()).collect();
+        let read = async {
+            let mut conn = shared::db::conn(&self.pool).await?;
+            shared::tasks::find_summaries(&mut conn, &ids).await
+        };
+        match tokio::time::timeout(DB_TIMEOUT, read).await {
+            Ok(Ok(rows)) => {
+                if self.db_failing {
+                    self.db_failing = false;
+                    self.note("database readable again");
+                }
+                Some(rows)
+            }
+            Ok(Err(e)) => {
+                self.db_trouble(&shared::one_line(&e));
+                None
+            }
+            Err(_) => {
+                self.db_trouble("no answer");
+                None
+            }
+        }
+    }
+
+    fn db_trouble(&mut self, why: &str) {
+        if !self.db_failing {
+            self.db_failing = true;
+            self.note(&format!("database unreadable, retrying (final statuses wait for it): {why}"));
+        }
+    }
+
+    /// A line on stderr that does not tear the bars.
+    fn note(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(format!("enqueue: {text}"));
+            }
+            None => eprintln!("enqueue: {text}"),
+        }
+    }
+
+    /// Shows the task as its current database row says (finishing it if final).
+    fn apply_db(&mut self, i: usize) {
+        let Some(shown) = Shown::from_db(&self.tasks[i].db) else { return };
+        if shown.status.is_final() {
+            self.finish(i);
+        } else {
+            self.show(i, shown);
+        }
+    }
+
+    /// Reports `shown` if it differs from what was last reported.
+    fn show(&mut self, i: usize, shown: Shown) {
+        let task = &mut self.tasks[i];
+        if task.shown.as_ref() == Some(&shown) {
+            return;
+        }
+        let was = task.shown.as_ref().map(|s| s.status);
+        if was != Some(shown.status) {
+            task.started = match shown.status {
+                TaskStatus::Processing => Some(started_instant(&task.db)),
+                _ => None,
+            };
+        }
+        match self.mode {
+            Mode::Json => print_line(&json!({
+                "task_id": task.db.task_id,
+                "status": shown.status.name(),
+                "progress": shown.progress,
+                "current_step": shown.step,
+            })),
+            Mode::Text => eprintln!(
+                "{} {} {}% {}",
+                task.db.task_id,
+                shown.status.name(),
+                shown.progress,
+                shown.step.as_deref().unwrap_or("")
+            ),
+            Mode::Bars => {}
+        }
+        task.shown = Some(shown);
+        self.redraw(i);
+    }
+
+    /// The task's row is final: report it and stop following it.
+    fn finish(&mut self, i: usize) {
+        let Some(shown) = Shown::from_db(&self.tasks[i].db) else { return };
+        let took = self.tasks[i]
+            .started
+            .map(|s| s.elapsed())
+            .or_else(|| self.tasks[i].db.actual_duration.map(|s| Duration::from_secs(s.max(0) as u64)));
+        // Finished first: the bar gets its final message below, not a step.
+        self.tasks[i].finished = true;
+        self.show(i, shown.clone());
+        let task = &self.tasks[i];
+        match self.mode {
+            Mode::Json => {
+                let mut value = summary_json(&task.db);
+                value["final"] = json!(true);
+                print_line(&value);
+            }
+            Mode::Text => {}
+            Mode::Bars => {
+                if let Some(bar) = &task.bar {
+                    let message = match shown.status {
+                        TaskStatus::Completed => {
+                            format!("completed{}", took.map(|t| format!(" in {}", clock(t))).unwrap_or_default())
+                        }
+                        other => format!("{}: {}", other.name(), task.db.error_message.as_deref().unwrap_or("-")),
+                    };
+                    bar.set_message(message);
+                    bar.set_position(shown.progress.clamp(0, 100) as u64);
+                    if shown.status == TaskStatus::Completed {
+                        bar.finish();
+                    } else {
+                        bar.abandon();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the elapsed and ETA clocks of running tasks' bars.
+    fn redraw_clocks(&self) {
+        for i in 0..self.tasks.len() {
+            if !self.tasks[i].finished {
+                self.redraw(i);
+            }
+        }
+    }
+
+    fn redraw(&self, i: usize) {
+        let task = &self.tasks[i];
+        let (Some(bar), Some(shown)) = (&task.bar, &task.shown) else { return };
+        if task.finished {
+            return;
+        }
+        let step = shown.step.as_deref().unwrap_or(shown.status.name());
+        let message = match (shown.status, task.started) {
+            (TaskStatus::Processing, Some(started)) => {
+                let elapsed = started.elapsed();
+                let eta = match shown.progress {
+                    p @ 1..=99 => clock(elapsed.mul_f64(f64::from(100 - p) / f64::from(p))),
+                    _ => "-".into(),
+                };
+                format!("{step}  {}  eta {eta}", clock(elapsed))
+            }
+            (TaskStatus::Pending, _) if task.db.retry_count > 0 => {
+                format!("{step}  (retry {}/{})", task.db.retry_count, task.db.max_retries)
+            }
+            _ => step.to_string(),
+        };
+        bar.set_message(message);
+        bar.set_position(shown.progress.clamp(0, 100) as u64);
+    }
+
+    /// Every task is final: exit 0 only if all completed; say why the others did not.
+    fn report(self) -> ExitCode {
+        let mut all_ok = true;
+        for task in &self.tasks {
+            if task.db.status != TaskStatus::Completed.code() {
+                all_ok = false;
+                let status = TaskStatus::from_code(task.db.status).map(|s| s.name()).unwrap_or("unknown");
+                self.note(&format!(
+                    "task {} {status}: {}",
+                    task.db.task_id,
+                    task.db.error_message.as_deref().unwrap_or("no reason recorded")
+                ));
+            }
+        }
+        if all_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
+    /// Ctrl-C or SIGTERM: stop watching; the tasks are not touched.
+    fn interrupted(self) -> ExitCode {
+        let running = self.tasks.iter().filter(|t| !t.finished).count();
+        for task in &self.tasks {
+            if let Some(bar) = &task.bar {
+                if !task.finished {
+                    bar.abandon();
+                }
+            }
+        }
+        self.note(&format!(
+            "stopped watching; {running} unfinished task(s) keep running (follow them again with enqueue watch or enqueue status)"
+        ));
+        ExitCode::from(1)
+    }
+}
+
+/// When the current attempt started, on this machine's clock: the row's
+/// `started_at` (database clock, UTC) if it is recent, else now.
+fn started_instant(row: &TaskSummary) -> Instant {
+    let now = Instant::now();
+    let since = row
+        .started_at
+        .filter(|_| row.status == TaskStatus::Processing.code())
+        .and_then(|at| (chrono::Utc::now().naive_utc() - at).to_std().ok());
+    since.and_then(|d| now.checked_sub(d)).unwrap_or(now)
+}
+
+/// The shortest tail of each id (at least 8 characters) that tells the
+/// watched tasks apart. UUIDv7 ids start with their creation time, so the
+/// tail is the part that differs.
+fn short_ids(ids: &[String]) -> Vec<String> {
+    let tail = |id: &str, n: usize| -> String {
+        let chars: Vec<char> = id.chars().collect();
+        chars[chars.len().saturating_sub(n)..].iter().collect()
+    };
+    let longest = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
+    let mut n = 8.min(longest);
+    loop {
+        let shorts: Vec<String> = ids.iter().map(|id| tail(id, n)).collect();
+        let unique: std::collections::HashSet<&String> = shorts.iter().collect();
+        if unique.len() == ids.iter().collect::<std::collections::HashSet<_>>().len() || n >= longest {
+            let width = shorts.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+            return shorts.into_iter().map(|s| format!("{s:>width$}")).collect();
+        }
+        n += 1;
+    }
+}
+
+/// `1:05` or `1:02:03`.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// A task's database summary as JSON (the shape of `enqueue status --json`).
+fn summary_json(task: &TaskSummary) -> serde_json::Value {
+    let mut value = serde_json::to_value(task).unwrap_or_default();
+    value["status"] = json!(TaskStatus::from_code(task.status).map(|s| s.name()).unwrap_or("unknown"));
+    value
+}
+
+/// One JSON line on stdout, flushed (a closed pipe is not an error here).
+fn print_line(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_use_the_distinct_tail() {
+        let ids: Vec<String> = ["0190a1b2-0000-7000-8000-0000aaaaaaaa", "0190a1b2-0000-7000-8000-0001aaaaaaaa", "0190a1b2-0000-7000-8000-000000000123"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(short_ids(&ids), vec!["0000aaaaaaaa", "0001aaaaaaaa", "000000000123"].into_iter().map(|s| s[12 - 9..].to_string()).collect::<Vec<_>>());
+        let ids: Vec<String> = ["task-x12345678", "task-y00000001"].map(String::from).to_vec();
+        assert_eq!(short_ids(&ids), vec!["12345678", "00000001"]);
+        assert_eq!(short_ids(&["abc".to_string()]), vec!["abc"]);
+        // The same id twice stays one short id.
+        assert_eq!(short_ids(&["aaaaaaaaaa".to_string(), "aaaaaaaaaa".to_string()]), vec!["aaaaaaaa", "aaaaaaaa"]);
+    }
+
+    #[test]
+    fn clock_formats() {
+        assert_eq!(clock(Duration::from_secs(65)), "1:05");
+        assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
+    }
+}
