@@ -11,6 +11,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support::TestEnv;
 
+/// Scheduler flags. A worker whose claim loses a deadlock against the
+/// scheduler's queueing transaction drops the ids it popped; the rows stay
+/// queued until aging pushes them again after `--max-wait-seconds` (300 s by
+/// default). A short wait keeps these tests about the watcher.
+const SCHEDULER: &[&str] = &["--exit-when-idle", "--max-wait-seconds", "3"];
+
 /// Creates `count` noop tasks and returns their ids in creation order.
 fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
     let count = count.to_string();
@@ -158,7 +164,7 @@ fn watch_exits_0_once_noop_tasks_complete() {
     watch.wait_for_output(Duration::from_secs(20), "first look", |values| {
         ids.iter().all(|id| values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "pending"))
     });
-    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "3"], "worker");
     let (status, values, stderr) = watch.finish(&env, Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "watch: {stderr}");
@@ -181,7 +187,7 @@ fn watch_exits_1_with_the_reason_when_a_task_fails() {
     let ids = [ok[0].clone(), bad[0].clone()];
     // No --json: stderr is not a terminal, so JSON lines all the same.
     let watch = Watch::start(&env, &ids, &[]);
-    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
     let (status, values, stderr) = watch.finish(&env, Duration::from_secs(60));
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
@@ -228,7 +234,7 @@ fn json_lines_parse_and_each_task_ends_with_its_database_status() {
     let mut args = ids.clone();
     args.push(good[0].clone());
     let watch = Watch::start(&env, &args, &["--json"]);
-    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--retry-base-ms", "50"], "worker");
     let (status, values, stderr) = watch.finish(&env, Duration::from_secs(60));
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
@@ -255,7 +261,7 @@ fn without_redis_keys_the_database_still_shows_completion() {
     let env = TestEnv::new();
     let ids = noop(&env, 3, &["--sleep-ms", "1500"]);
     let watch = Watch::start(&env, &ids, &["--json", "--interval-ms", "100"]);
-    let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
+    let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "3"], "worker");
     watch.wait_for_output(Duration::from_secs(30), "all three running", |values| {
         ids.iter().all(|id| values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "processing"))
