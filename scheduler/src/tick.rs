@@ -83,7 +83,13 @@ pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutd
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
     let mut failures = 0u32;
     while !shutdown.is_triggered() {
-        match tick(&pool, &queue, &options, &mut rate).await {
+        // A tick stuck on an unreachable database or Redis must not delay a
+        // shutdown: the tick's transactions roll back when dropped.
+        let result = tokio::select! {
+            result = tick(&pool, &queue, &options, &mut rate) => result,
+            _ = shutdown.wait() => break,
+        };
+        match result {
             Ok(report) => {
                 if failures > 0 {
                     tracing::info!("scheduler recovered after {failures} failed tick(s)");

@@ -82,9 +82,18 @@ impl FetchState {
             return Ok(Vec::new());
         }
         let owner = format!("{}#{}", self.worker_id, self.claims.fetch_add(1, Ordering::Relaxed));
-        let claimed = {
-            let mut conn = shared::db::conn(&self.pool).await?;
-            shared::tasks::claim_tasks(&mut conn, &ids, &owner, self.lease_millis).await?
+        let claimed = match self.claim(&ids, &owner).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // The ids left Redis with the pop: put them back (at the head
+                // of the high-priority list: they have waited already) so they
+                // are not stranded until the scheduler's aging finds them.
+                let entries: Vec<(&str, i8)> = ids.iter().map(|id| (id.as_str(), 0)).collect();
+                if let Err(push) = self.queue.push(&entries, 0, true).await {
+                    tracing::error!("claim failed and the ids could not be pushed back: {}", shared::one_line(&push));
+                }
+                return Err(e);
+            }
         };
         if claimed.len() < ids.len() {
             tracing::debug!(dropped = ids.len() - claimed.len(), "stale or duplicate queue entries dropped");
@@ -102,6 +111,30 @@ impl FetchState {
             tracing::warn!("task:status not updated: {}", shared::one_line(&e));
         }
         Ok(claimed)
+    }
+
+    /// Claims `ids` for `owner`, retrying transient database errors (a
+    /// deadlock with a scheduler's queueing transaction, a dropped
+    /// connection) a few times. Retrying is safe: the claim UPDATE matches
+    /// only pending rows, and the read-back finds every row `owner` won.
+    async fn claim(&self, ids: &[String], owner: &str) -> anyhow::Result<Vec<ClaimedTask>> {
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let mut conn = shared::db::conn(&self.pool).await?;
+                shared::tasks::claim_tasks(&mut conn, ids, owner, self.lease_millis).await
+            }
+            .await;
+            match result {
+                Ok(claimed) => return Ok(claimed),
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "claim failed, retrying: {}", shared::one_line(&e));
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// True if no task is pending, queued or running anywhere (errors count
