@@ -23,6 +23,7 @@ const SECRET_KEY: &str = "test-secret-key-do-not-log";
 struct Moto {
     child: Child,
     endpoint: String,
+    log: PathBuf,
 }
 
 impl Moto {
@@ -42,14 +43,14 @@ impl Moto {
         let port = free_port();
         let log_dir = project_root().join(".local/s3");
         std::fs::create_dir_all(&log_dir).unwrap();
-        let log = std::fs::File::create(log_dir.join(format!("test-{port}.log"))).unwrap();
+        let log = log_dir.join(format!("test-{port}.log"));
         let child = Command::new(moto_server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("moto_server");
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited; see .local/s3/test-{port}.log");
@@ -99,6 +100,9 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
