@@ -97,7 +97,8 @@ import json, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 for r in rows:
     total = sum(r.values())
-    print("  " + "  ".join(f"{k} {v:.2f}s" for k, v in r.items()) + f"  | task {total:.2f}s = {total / r[\"transcribe\"]:.2f}x whisper")
+    ratio = total / r["transcribe"]
+    print("  " + "  ".join(f"{k} {v:.2f}s" for k, v in r.items()) + f"  | task {total:.2f}s = {ratio:.2f}x whisper")
 total = sum(sum(r.values()) for r in rows); whisper = sum(r["transcribe"] for r in rows)
 print(f"all: task time {total:.2f}s, whisper {whisper:.2f}s: {total / whisper:.2f}x whisper alone")'
 fi

@@ -179,21 +179,23 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     tokio::fs::create_dir_all(scratch).await.with_context(|| format!("creating {}", scratch.display()))?;
     let ext = source.extension().and_then(|e| e.to_str()).filter(|e| ["mp4", "mov", "mkv", "m4v"].contains(e)).unwrap_or("mp4");
     let total = detection.selling_points.len().max(1);
+    // Clips are independent: cut them in parallel, one per core (whisper is
+    // done by now, so the cores are free). Results keep the clips' order.
+    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
+    let mut cut_clips = Vec::with_capacity(detection.selling_points.len());
+    for batch in detection.selling_points.chunks(parallel) {
+        let mut running = Vec::with_capacity(batch.len());
+        for point in batch {
+            running.push(cut_one(task, point, &source, &info, ext, scratch, cancel, deps.storage));
+        }
+        for cut in futures_util::future::join_all(running).await {
+            cut_clips.push(cut?);
+        }
+        progress.within(75 + (cut_clips.len() * 20 / total) as i8).await;
+    }
     let mut segments = Vec::new();
     let mut results = Vec::new();
-    for (i, point) in detection.selling_points.iter().enumerate() {
-        let segment_id = uuid_v7();
-        let clip = scratch.join(format!("{segment_id}.{ext}"));
-        let thumb = scratch.join(format!("{segment_id}.jpg"));
-        let request = CutRequest { start: point.start, end: point.end };
-        let report = media::cut_clip(&source, &clip, &request, &info, cancel, |_| {}).await?;
-        let at = report.start + (report.duration / 2.0).min(1.0);
-        media::thumbnail(&source, at, &thumb, cancel).await?;
-        let prefix = format!("clips/{}/{}", task.user_id, task.task_id);
-        let clip_key = format!("{prefix}/{segment_id}.{ext}");
-        let thumb_key = format!("{prefix}/{segment_id}.jpg");
-        let clip_size = deps.storage.put_file(&clip, &clip_key).await?;
-        deps.storage.put_file(&thumb, &thumb_key).await?;
+    for CutClip { point, segment_id, report, clip_key, clip_size, thumb_key } in cut_clips {
         segments.push(segment_row(task, point, &segment_id, &report, &clip_key, clip_size, &thumb_key));
         results.push(result_row(task, "segment", json!({
             "segment_id": segment_id,
@@ -208,7 +210,6 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
             "reencoded_frames": report.reencoded_frames,
             "thumbnail": thumb_key,
         }), Some(clip_key), Some(clip_size as i64)));
-        progress.within(75 + ((i + 1) * 20 / total) as i8).await;
     }
     lap("cut_and_store", &mut timings);
 
@@ -226,6 +227,43 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     }), None, None));
     progress.step("saving results", 97).await;
     Ok(Completion { results, segments, video: Some((task.video_id, metadata)), quota_user: Some(task.user_id) })
+}
+
+/// One stored clip and its thumbnail.
+struct CutClip<'a> {
+    point: &'a SellingPoint,
+    segment_id: String,
+    report: media::CutReport,
+    clip_key: String,
+    clip_size: u64,
+    thumb_key: String,
+}
+
+/// Cuts one selling point frame-exactly, makes its thumbnail and stores both.
+#[allow(clippy::too_many_arguments)]
+async fn cut_one<'a>(
+    task: &ClaimedTask,
+    point: &'a SellingPoint,
+    source: &Path,
+    info: &media::SourceInfo,
+    ext: &str,
+    scratch: &Path,
+    cancel: &Cancel,
+    storage: &Storage,
+) -> anyhow::Result<CutClip<'a>> {
+    let segment_id = uuid_v7();
+    let clip = scratch.join(format!("{segment_id}.{ext}"));
+    let thumb = scratch.join(format!("{segment_id}.jpg"));
+    let request = CutRequest { start: point.start, end: point.end };
+    let report = media::cut_clip(source, &clip, &request, info, cancel, |_| {}).await?;
+    let at = report.start + (report.duration / 2.0).min(1.0);
+    media::thumbnail(source, at, &thumb, cancel).await?;
+    let prefix = format!("clips/{}/{}", task.user_id, task.task_id);
+    let clip_key = format!("{prefix}/{segment_id}.{ext}");
+    let thumb_key = format!("{prefix}/{segment_id}.jpg");
+    let clip_size = storage.put_file(&clip, &clip_key).await?;
+    storage.put_file(&thumb, &thumb_key).await?;
+    Ok(CutClip { point, segment_id, report, clip_key, clip_size, thumb_key })
 }
 
 fn uuid_v7() -> String {
