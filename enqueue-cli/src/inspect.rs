@@ -34,6 +34,20 @@ pub struct TaskIds {
     pub task_ids: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    /// Public task ids (processing_tasks.task_id)
+    #[arg(required_unless_present = "all_failed")]
+    pub task_ids: Vec<String>,
+    /// Retry every failed task (with --since: that ended since then)
+    #[arg(long, conflicts_with = "task_ids")]
+    pub all_failed: bool,
+    /// With --all-failed: only tasks that failed at or after this time
+    /// (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC)
+    #[arg(long, requires = "all_failed")]
+    pub since: Option<String>,
+}
+
 /// A task as JSON: every summary field plus the status name.
 fn summary_json(task: &TaskSummary) -> serde_json::Value {
     let mut value = serde_json::to_value(task).unwrap_or_default();
@@ -111,8 +125,11 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let queue = Queue::connect(&settings.redis_url).await?;
     let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+    let workers = queue.live_workers().await?;
     let mut conn = shared::db::conn(&pool).await?;
     let counts = shared::tasks::count_by_status(&mut conn).await?;
+    let running = shared::tasks::running_by_worker(&mut conn).await?;
+    let oldest_wait = shared::tasks::oldest_wait_seconds(&mut conn).await?;
     let mut by_status = serde_json::Map::new();
     for status in [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
         let n = counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
@@ -122,11 +139,24 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         "queues": { HIGH_PRIORITY_QUEUE: high, NORMAL_QUEUE: normal },
         "redis_holds_queues": epoch,
         "tasks": by_status,
+        "oldest_wait_seconds": oldest_wait,
+        "workers_alive": workers,
+        "running_per_worker": running.iter().map(|(w, n)| (w.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
     });
     out.emit(&value, || {
         let mut text = format!("{HIGH_PRIORITY_QUEUE:<24} {high}\n{NORMAL_QUEUE:<24} {normal}\n");
         for (name, n) in &by_status {
             text.push_str(&format!("tasks {name:<18} {n}\n"));
+        }
+        let wait = oldest_wait.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
+        text.push_str(&format!("oldest waiting task      {wait}\n"));
+        text.push_str(&format!("workers alive            {}\n", workers.len()));
+        for worker in &workers {
+            let n = running.iter().find(|(w, _)| w == worker).map(|(_, n)| *n).unwrap_or(0);
+            text.push_str(&format!("  {worker:<30} {n} running\n"));
+        }
+        for (worker, n) in running.iter().filter(|(w, _)| !workers.contains(w)) {
+            text.push_str(&format!("  {worker:<30} {n} running (no heartbeat: leases will expire)\n"));
         }
         text.trim_end().to_string()
     });
@@ -149,33 +179,68 @@ async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary]) {
     }
 }
 
-/// `enqueue cancel`.
-pub async fn cancel(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::Result<ExitCode> {
-    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
-    load(&pool, &args.task_ids).await?;
-    let n = shared::tasks::cancel_tasks(&mut shared::db::conn(&pool).await?, &args.task_ids).await?;
-    let tasks = load(&pool, &args.task_ids).await?;
-    refresh_cache(settings, &tasks).await;
-    for task in &tasks {
-        let value = summary_json(task);
-        out.emit(&value, || format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?")));
-    }
-    tracing::info!(cancelled = n, "cancel done");
-    Ok(ExitCode::SUCCESS)
+/// A change `cancel` or `retry` makes to the tasks named.
+#[derive(Clone, Copy)]
+enum Change {
+    Cancel,
+    Retry,
 }
 
-/// `enqueue retry`.
-pub async fn retry(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::Result<ExitCode> {
+/// `enqueue cancel`.
+pub async fn cancel(settings: &Settings, out: &Output, args: TaskIds) -> anyhow::Result<ExitCode> {
+    change(settings, out, args, Change::Cancel).await
+}
+
+/// `enqueue retry`: the tasks named, or every failed task (`--all-failed`,
+/// optionally `--since`), up to 100,000 at a time.
+pub async fn retry(settings: &Settings, out: &Output, args: RetryArgs) -> anyhow::Result<ExitCode> {
+    let task_ids = if args.all_failed {
+        let since = match &args.since {
+            None => chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            Some(text) => parse_time(text)?,
+        };
+        let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+        let ids = shared::tasks::failed_since(&mut shared::db::conn(&pool).await?, since, 100_000).await?;
+        if ids.is_empty() {
+            out.emit(&json!({ "retried": 0 }), || "no failed task to retry".to_string());
+            return Ok(ExitCode::SUCCESS);
+        }
+        ids
+    } else {
+        args.task_ids
+    };
+    change(settings, out, TaskIds { task_ids }, Change::Retry).await
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), else bad input.
+fn parse_time(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    }
+    Err(shared::BadInput::new(format!("--since {text:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")).into())
+}
+
+/// Checks every id exists (else bad input, nothing changed), applies the
+/// change, refreshes the status cache and prints each task's new status.
+async fn change(settings: &Settings, out: &Output, args: TaskIds, change: Change) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     load(&pool, &args.task_ids).await?;
-    let n = shared::tasks::retry_tasks(&mut shared::db::conn(&pool).await?, &args.task_ids).await?;
+    let mut conn = shared::db::conn(&pool).await?;
+    let changed = match change {
+        Change::Cancel => shared::tasks::cancel_tasks(&mut conn, &args.task_ids).await?,
+        Change::Retry => shared::tasks::retry_tasks(&mut conn, &args.task_ids).await?,
+    };
+    drop(conn);
     let tasks = load(&pool, &args.task_ids).await?;
     refresh_cache(settings, &tasks).await;
     for task in &tasks {
         let value = summary_json(task);
         out.emit(&value, || format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?")));
     }
-    tracing::info!(retried = n, "retry done");
+    tracing::info!(changed, "done");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -63,8 +63,8 @@ enum Command {
     Queues,
     /// Cancel tasks: pending ones never run, running ones are stopped
     Cancel(inspect::TaskIds),
-    /// Run failed or cancelled tasks again
-    Retry(inspect::TaskIds),
+    /// Run failed or cancelled tasks again (or --all-failed [--since])
+    Retry(inspect::RetryArgs),
     /// Follow tasks until they finish: progress bars, or JSON lines with --json; exit 0 only if all completed
     Watch(watch::WatchArgs),
 }

@@ -8,18 +8,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 use support::{PrivateMariaDb, TestEnv};
 
-fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
-    let count = count.to_string();
-    let mut args = vec!["noop", "--count", count.as_str(), "--json"];
-    args.extend_from_slice(extra);
-    let out = env.enqueue(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn signal(child: &Child, sig: &str) {
     let status = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
     assert!(status.success(), "kill {sig}");
@@ -39,7 +27,7 @@ fn kill_9_chaos_loses_nothing_and_repeats_no_effect() {
     let env = TestEnv::new();
     // 300 tasks sleeping 50..500 ms.
     for i in 0..10 {
-        noop(&env, 30, &["--sleep-ms", &(50 + i * 50).to_string()]);
+        env.noop(30, &["--sleep-ms", &(50 + i * 50).to_string()]);
     }
     let lease = Duration::from_secs(2);
     let worker_args = ["--concurrency", "2", "--lease-seconds", "2"];
@@ -88,7 +76,7 @@ fn kill_9_chaos_loses_nothing_and_repeats_no_effect() {
 #[test]
 fn redis_flushall_and_restart_lose_no_task() {
     let mut env = TestEnv::new();
-    noop(&env, 400, &["--sleep-ms", "20"]);
+    env.noop(400, &["--sleep-ms", "20"]);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "100"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "4"], "worker");
     env.wait_until(Duration::from_secs(30), "some progress", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 50);
@@ -106,7 +94,7 @@ fn database_restart_mid_run_loses_nothing_and_completes_nothing_twice() {
     let _ = std::fs::remove_dir_all(&private_dir);
     let mut db = PrivateMariaDb::start(&private_dir);
     let env = TestEnv::on_server(&db.server_url());
-    noop(&env, 300, &["--sleep-ms", "20"]);
+    env.noop(300, &["--sleep-ms", "20"]);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle", "--lease-seconds", "3"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "4", "--lease-seconds", "3"], "worker");
     env.wait_until(Duration::from_secs(30), "some progress", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 40);
@@ -126,7 +114,7 @@ fn database_restart_mid_run_loses_nothing_and_completes_nothing_twice() {
 #[test]
 fn a_worker_paused_past_its_lease_cannot_commit() {
     let env = TestEnv::new();
-    let ids = noop(&env, 4, &["--sleep-ms", "1500"]);
+    let ids = env.noop(4, &["--sleep-ms", "1500"]);
     let mut scheduler = env.spawn("scheduler", FAST_LEASE, "scheduler");
     let mut stalled = env.spawn("worker", &["--concurrency", "4", "--lease-seconds", "2"], "stalled");
     env.wait_until(Duration::from_secs(20), "tasks claimed", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 1") == 4);
@@ -151,7 +139,7 @@ fn a_worker_paused_past_its_lease_cannot_commit() {
 #[test]
 fn cancelling_a_running_task_stops_it_within_two_seconds() {
     let env = TestEnv::new();
-    let id = noop(&env, 1, &["--sleep-ms", "60000"]).remove(0);
+    let id = env.noop(1, &["--sleep-ms", "60000"]).remove(0);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
     env.wait_until(Duration::from_secs(20), "task running", || {
@@ -172,7 +160,7 @@ fn cancelling_a_running_task_stops_it_within_two_seconds() {
 #[test]
 fn sigterm_hands_back_a_task_longer_than_the_grace_period() {
     let env = TestEnv::new();
-    let id = noop(&env, 1, &["--sleep-ms", "4000"]).remove(0);
+    let id = env.noop(1, &["--sleep-ms", "4000"]).remove(0);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut first = env.spawn("worker", &["--grace-seconds", "1"], "first");
     env.wait_until(Duration::from_secs(20), "task running", || {
@@ -197,11 +185,11 @@ fn sigterm_hands_back_a_task_longer_than_the_grace_period() {
 fn aging_starts_a_low_priority_task_within_the_maximum_wait() {
     let env = TestEnv::new();
     // Far more priority-1 work than the worker can do during the test.
-    noop(&env, 3000, &["--priority", "1", "--sleep-ms", "20"]);
+    env.noop(3000, &["--priority", "1", "--sleep-ms", "20"]);
     let mut scheduler = env.spawn("scheduler", &["--max-wait-seconds", "2"], "scheduler");
     let mut worker = env.spawn("worker", &["--concurrency", "2"], "worker");
     env.wait_until(Duration::from_secs(20), "high-priority work running", || env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") > 10);
-    let low = noop(&env, 1, &["--priority", "10"]).remove(0);
+    let low = env.noop(1, &["--priority", "10"]).remove(0);
     let enqueued = Instant::now();
     env.wait_until(Duration::from_secs(10), "the low-priority task to run", || {
         env.count(&format!("SELECT status FROM processing_tasks WHERE task_id = '{low}'")) == 2
@@ -220,7 +208,7 @@ fn aging_starts_a_low_priority_task_within_the_maximum_wait() {
 #[test]
 fn two_schedulers_neither_lose_nor_duplicate() {
     let env = TestEnv::new();
-    noop(&env, 600, &[]);
+    env.noop(600, &[]);
     let mut s1 = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "50"], "scheduler1");
     let mut s2 = env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "50"], "scheduler2");
     let mut w1 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker1");

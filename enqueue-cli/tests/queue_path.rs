@@ -5,23 +5,10 @@ mod support;
 use std::time::Duration;
 use support::TestEnv;
 
-/// Creates `count` noop tasks and returns their ids in creation order.
-fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
-    let count = count.to_string();
-    let mut args = vec!["noop", "--count", count.as_str(), "--json"];
-    args.extend_from_slice(extra);
-    let out = env.enqueue(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn two_hundred_noop_tasks_one_scheduler_two_workers() {
     let env = TestEnv::new();
-    let ids = noop(&env, 200, &["--sleep-ms", "5"]);
+    let ids = env.noop(200, &["--sleep-ms", "5"]);
     assert_eq!(ids.len(), 200);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut w1 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker1");
@@ -55,8 +42,8 @@ fn two_hundred_noop_tasks_one_scheduler_two_workers() {
 fn high_priority_tasks_all_start_first_and_each_list_is_fifo() {
     let env = TestEnv::new();
     // Normal-priority tasks first, so they are older than the high ones.
-    let normal = noop(&env, 30, &["--priority", "7"]);
-    let high = noop(&env, 30, &["--priority", "2"]);
+    let normal = env.noop(30, &["--priority", "7"]);
+    let high = env.noop(30, &["--priority", "2"]);
     // Let the scheduler fill both lists, then stop it.
     let mut scheduler = env.spawn("scheduler", &[], "scheduler");
     env.wait_until(Duration::from_secs(20), "both lists filled", || {
@@ -79,7 +66,7 @@ fn high_priority_tasks_all_start_first_and_each_list_is_fifo() {
 #[test]
 fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
     let env = TestEnv::new();
-    let ids = noop(&env, 5, &[]);
+    let ids = env.noop(5, &[]);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
@@ -87,7 +74,7 @@ fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 5);
 
     // A task "running" on another worker, with a valid lease.
-    let running = noop(&env, 1, &[]).remove(0);
+    let running = env.noop(1, &[]).remove(0);
     env.sql(&format!(
         "UPDATE processing_tasks SET status = 1, lease_owner = 'elsewhere#0', attempts = 1, \
          lease_expires_at = NOW(3) + INTERVAL 1 HOUR, queued_at = NOW(3) WHERE task_id = '{running}'"
@@ -117,7 +104,7 @@ fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
 fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
     let env = TestEnv::new();
     // fail_rate 1: every attempt fails (transiently); 2 retries allowed.
-    let ids = noop(&env, 3, &["--fail-rate", "1", "--max-retries", "2"]);
+    let ids = env.noop(3, &["--fail-rate", "1", "--max-retries", "2"]);
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--retry-base-ms", "50"], "worker");
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(60), "scheduler").success());
@@ -143,17 +130,22 @@ fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
     let last = status["history"].as_array().unwrap().last().unwrap();
     assert!(last["reason"].as_str().unwrap().contains("failed on purpose"));
     assert!(last["worker"].as_str().unwrap().contains('#'), "the worker is named");
-    // `retry` makes them pending again with a fresh budget.
-    let mut args = vec!["retry", "--json"];
-    args.extend(ids.iter().map(String::as_str));
-    assert!(env.enqueue(&args).status.success());
+    // `retry` makes them pending again with a fresh budget: one by id, the
+    // rest with --all-failed --since.
+    assert!(env.enqueue(&["retry", ids[0].as_str(), "--json"]).status.success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"), 1);
+    let future = env.enqueue(&["retry", "--all-failed", "--since", "2999-01-01"]);
+    assert!(future.status.success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 3"), 2, "--since in the future retries nothing");
+    assert_eq!(env.enqueue(&["retry", "--all-failed", "--since", "yesterday"]).status.code(), Some(2));
+    assert!(env.enqueue(&["retry", "--all-failed", "--since", "2000-01-01"]).status.success());
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"), 3);
 }
 
 #[test]
 fn cancelled_pending_tasks_never_run() {
     let env = TestEnv::new();
-    let ids = noop(&env, 4, &[]);
+    let ids = env.noop(4, &[]);
     let out = env.enqueue(&["cancel", ids[0].as_str(), ids[1].as_str(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
@@ -162,4 +154,33 @@ fn cancelled_pending_tasks_never_run() {
     assert!(env.wait_exit(&mut worker, Duration::from_secs(30), "worker").success());
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 4 AND attempts = 0"), 2);
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 2);
+}
+
+#[test]
+fn queues_shows_depths_waiting_age_and_live_workers() {
+    let env = TestEnv::new();
+    env.noop(5, &["--sleep-ms", "3000"]);
+    env.noop(2, &["--priority", "9"]);
+    let mut scheduler = env.spawn("scheduler", &[], "scheduler");
+    let mut worker = env.spawn("worker", &["--concurrency", "5"], "worker");
+    env.wait_until(Duration::from_secs(20), "five tasks running", || {
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 1") == 5
+    });
+    std::thread::sleep(Duration::from_millis(1200)); // a heartbeat
+    let out = env.enqueue(&["queues", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for child in [&mut worker, &mut scheduler] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(value["tasks"]["processing"], 5);
+    assert_eq!(value["tasks"]["pending"], 2);
+    let workers = value["workers_alive"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{value}");
+    let worker_id = workers[0].as_str().unwrap();
+    assert_eq!(value["running_per_worker"][worker_id], 5, "{value}");
+    assert!(value["oldest_wait_seconds"].as_i64().unwrap() >= 0, "{value}");
+    let depth = value["queues"]["queue:video_processing"].as_u64().unwrap() + value["queues"]["queue:high_priority"].as_u64().unwrap();
+    assert_eq!(depth, 2, "the two waiting tasks are queued: {value}");
 }

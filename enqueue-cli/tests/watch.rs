@@ -12,23 +12,10 @@ use std::time::{Duration, Instant};
 use support::TestEnv;
 
 /// Scheduler flags. A worker whose claim loses a deadlock against the
-/// scheduler's queueing transaction drops the ids it popped; the rows stay
-/// queued until aging pushes them again after `--max-wait-seconds` (300 s by
-/// default). A short wait keeps these tests about the watcher.
+/// scheduler's queueing transaction used to strand the ids it popped until
+/// aging pushed them again (the worker now retries and pushes them back); a
+/// short maximum wait keeps these tests about the watcher either way.
 const SCHEDULER: &[&str] = &["--exit-when-idle", "--max-wait-seconds", "3"];
-
-/// Creates `count` noop tasks and returns their ids in creation order.
-fn noop(env: &TestEnv, count: u32, extra: &[&str]) -> Vec<String> {
-    let count = count.to_string();
-    let mut args = vec!["noop", "--count", count.as_str(), "--json"];
-    args.extend_from_slice(extra);
-    let out = env.enqueue(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 /// A running `enqueue watch` whose stdout lines and stderr are collected as
 /// they come.
@@ -158,7 +145,7 @@ fn check_lines(env: &TestEnv, values: &[Value], ids: &[String]) {
 #[test]
 fn watch_exits_0_once_noop_tasks_complete() {
     let env = TestEnv::new();
-    let ids = noop(&env, 6, &["--sleep-ms", "400"]);
+    let ids = env.noop(6, &["--sleep-ms", "400"]);
     let watch = Watch::start(&env, &ids, &["--json", "--interval-ms", "100"]);
     // The first look: every task pending, before anything runs.
     watch.wait_for_output(Duration::from_secs(20), "first look", |values| {
@@ -182,8 +169,8 @@ fn watch_exits_0_once_noop_tasks_complete() {
 #[test]
 fn watch_exits_1_with_the_reason_when_a_task_fails() {
     let env = TestEnv::new();
-    let ok = noop(&env, 1, &[]);
-    let bad = noop(&env, 1, &["--fail-rate", "1", "--max-retries", "0"]);
+    let ok = env.noop(1, &[]);
+    let bad = env.noop(1, &["--fail-rate", "1", "--max-retries", "0"]);
     let ids = [ok[0].clone(), bad[0].clone()];
     // No --json: stderr is not a terminal, so JSON lines all the same.
     let watch = Watch::start(&env, &ids, &[]);
@@ -205,7 +192,7 @@ fn watch_exits_1_with_the_reason_when_a_task_fails() {
 #[test]
 fn watch_refuses_an_unknown_task_id_with_exit_2_before_watching() {
     let env = TestEnv::new();
-    let ids = noop(&env, 1, &[]);
+    let ids = env.noop(1, &[]);
     let started = Instant::now();
     let out = env.enqueue(&["watch", ids[0].as_str(), "no-such-task", "--json"]);
     assert_eq!(out.status.code(), Some(2));
@@ -224,9 +211,9 @@ fn watch_refuses_an_unknown_task_id_with_exit_2_before_watching() {
 #[test]
 fn json_lines_parse_and_each_task_ends_with_its_database_status() {
     let env = TestEnv::new();
-    let good = noop(&env, 4, &["--sleep-ms", "200"]);
-    let bad = noop(&env, 2, &["--fail-rate", "1", "--max-retries", "1"]);
-    let cancelled = noop(&env, 1, &[]);
+    let good = env.noop(4, &["--sleep-ms", "200"]);
+    let bad = env.noop(2, &["--fail-rate", "1", "--max-retries", "1"]);
+    let cancelled = env.noop(1, &[]);
     let out = env.enqueue(&["cancel", cancelled[0].as_str()]);
     assert!(out.status.success());
     let ids: Vec<String> = good.iter().chain(&bad).chain(&cancelled).cloned().collect();
@@ -259,7 +246,7 @@ fn json_lines_parse_and_each_task_ends_with_its_database_status() {
 #[test]
 fn without_redis_keys_the_database_still_shows_completion() {
     let env = TestEnv::new();
-    let ids = noop(&env, 3, &["--sleep-ms", "1500"]);
+    let ids = env.noop(3, &["--sleep-ms", "1500"]);
     let watch = Watch::start(&env, &ids, &["--json", "--interval-ms", "100"]);
     let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "3"], "worker");
@@ -287,7 +274,7 @@ fn without_redis_keys_the_database_still_shows_completion() {
 #[test]
 fn a_final_status_seen_only_in_redis_is_not_reported_until_the_database_has_it() {
     let env = TestEnv::new();
-    let ids = noop(&env, 1, &[]);
+    let ids = env.noop(1, &[]);
     let id = &ids[0];
     let mut watch = Watch::start(&env, &ids, &["--json", "--interval-ms", "100"]);
     watch.wait_for_output(Duration::from_secs(20), "first look", |values| !values.is_empty());
@@ -317,7 +304,7 @@ fn a_final_status_seen_only_in_redis_is_not_reported_until_the_database_has_it()
 #[test]
 fn ctrl_c_stops_watching_with_exit_1_and_leaves_the_tasks_running() {
     let env = TestEnv::new();
-    let ids = noop(&env, 2, &[]);
+    let ids = env.noop(2, &[]);
     let watch = Watch::start(&env, &ids, &["--json"]);
     watch.wait_for_output(Duration::from_secs(20), "first look", |values| values.len() >= 2);
     let pid = watch.child.id().to_string();

@@ -14,6 +14,7 @@
 //!   BLMPOP takes from the first list before the second: strict priority.
 //! - `task:status:{task_id}`: JSON `{status, progress, current_step,
 //!   updated_at}`, TTL 1 hour.
+//! - `workers:alive`: sorted set, worker id -> time of its last heartbeat.
 //! - `queue:epoch`: set by the scheduler when it (re)builds the queues. If it
 //!   is missing, Redis lost its data (restart without persistence, FLUSHALL)
 //!   and the scheduler pushes every pending task again.
@@ -33,6 +34,11 @@ pub const HIGH_PRIORITY_QUEUE: &str = "queue:high_priority";
 pub const NORMAL_QUEUE: &str = "queue:video_processing";
 /// Present while Redis holds the queues the scheduler built.
 pub const EPOCH_KEY: &str = "queue:epoch";
+/// Sorted set of live workers: member = worker id, score = Unix time of its
+/// last heartbeat.
+pub const WORKERS_KEY: &str = "workers:alive";
+/// A worker whose heartbeat is older than this counts as gone.
+pub const WORKER_ALIVE_SECONDS: i64 = 10;
 /// Lifetime of a `task:status:*` key.
 pub const STATUS_TTL_SECONDS: i64 = 3600;
 
@@ -173,6 +179,34 @@ impl Queue {
         if any {
             let _: Vec<Value> = pipeline.all().await.context("writing task:status keys")?;
         }
+        Ok(())
+    }
+
+    /// Records that worker `id` is alive now (its heartbeat), dropping
+    /// workers silent for an hour.
+    pub async fn mark_worker_alive(&self, id: &str) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().timestamp();
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.zadd(WORKERS_KEY, None, None, false, false, (now as f64, id)).await?;
+        let _: () = pipeline.zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64).await?;
+        let _: Vec<Value> = pipeline.all().await.context("recording the worker heartbeat")?;
+        Ok(())
+    }
+
+    /// Workers whose last heartbeat is at most [`WORKER_ALIVE_SECONDS`] old.
+    pub async fn live_workers(&self) -> anyhow::Result<Vec<String>> {
+        let since = (chrono::Utc::now().timestamp() - WORKER_ALIVE_SECONDS) as f64;
+        let workers: Vec<String> = self
+            .client
+            .zrangebyscore(WORKERS_KEY, since, f64::INFINITY, false, None)
+            .await
+            .context("reading live workers")?;
+        Ok(workers)
+    }
+
+    /// Forgets worker `id` (it is stopping).
+    pub async fn mark_worker_gone(&self, id: &str) -> anyhow::Result<()> {
+        let _: () = self.client.zrem(WORKERS_KEY, id).await.context("removing the worker heartbeat")?;
         Ok(())
     }
 

@@ -604,6 +604,50 @@ pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<
         .context("counting tasks by status")
 }
 
+/// Running tasks per worker (the lease owner without its claim number).
+pub async fn running_by_worker(conn: &mut PooledConnection<'_>) -> anyhow::Result<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        worker: String,
+        #[diesel(sql_type = BigInt)]
+        tasks: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT SUBSTRING_INDEX(COALESCE(lease_owner, '?'), '#', 1) AS worker, COUNT(*) AS tasks \
+         FROM processing_tasks FORCE INDEX (idx_queue) WHERE status = 1 GROUP BY worker ORDER BY worker",
+    )
+    .load(conn)
+    .await
+    .context("counting running tasks per worker")?;
+    Ok(rows.into_iter().map(|r| (r.worker, r.tasks)).collect())
+}
+
+/// Seconds the longest-waiting pending task has been due, if any is.
+pub async fn oldest_wait_seconds(conn: &mut PooledConnection<'_>) -> anyhow::Result<Option<i64>> {
+    let age: Option<i64> = pt::table
+        .filter(pt::status.eq(TaskStatus::Pending.code()))
+        .select(sql::<Nullable<BigInt>>("TIMESTAMPDIFF(SECOND, MIN(next_attempt_at), NOW(3))"))
+        .first(conn)
+        .await
+        .context("finding the oldest waiting task")?;
+    Ok(age.filter(|a| *a >= 0))
+}
+
+/// Public ids of failed tasks that ended at or after `since` (database
+/// time, UTC), oldest first, at most `limit`: for `retry --all-failed`.
+pub async fn failed_since(conn: &mut PooledConnection<'_>, since: NaiveDateTime, limit: i64) -> anyhow::Result<Vec<String>> {
+    pt::table
+        .filter(pt::status.eq(TaskStatus::Failed.code()))
+        .filter(pt::completed_at.ge(since))
+        .order(pt::id)
+        .select(pt::task_id)
+        .limit(limit)
+        .load(conn)
+        .await
+        .context("finding failed tasks")
+}
+
 /// Cancels the pending or running tasks among `task_ids` (public ids) and
 /// returns how many were cancelled. A pending task will never be claimed; a
 /// running one loses its lease at once, so its worker cannot commit and
@@ -820,7 +864,6 @@ pub async fn list_tasks(
     oldest_first: bool,
     limit: usize,
 ) -> anyhow::Result<Vec<(ListedTask, String)>> {
-    use crate::schema::users;
     let mut query = pt::table.select(ListedTask::as_select()).into_boxed();
     if !filter.statuses.is_empty() {
         query = query.filter(pt::status.eq_any(filter.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()));
@@ -841,21 +884,8 @@ pub async fn list_tasks(
     };
     query = if oldest_first { query.order(pt::id.asc()) } else { query.order(pt::id.desc()) };
     let tasks: Vec<ListedTask> = query.limit(limit as i64).load(conn).await.context("listing tasks")?;
-    let mut owner_ids: Vec<i64> = tasks.iter().map(|t| t.user_id).collect();
-    owner_ids.sort_unstable();
-    owner_ids.dedup();
-    let names: std::collections::HashMap<i64, String> = if owner_ids.is_empty() {
-        Default::default()
-    } else {
-        users::table
-            .filter(users::id.eq_any(&owner_ids))
-            .select((users::id, users::username))
-            .load::<(i64, String)>(conn)
-            .await
-            .context("reading the tasks' owners")?
-            .into_iter()
-            .collect()
-    };
+    let owner_ids: Vec<i64> = tasks.iter().map(|t| t.user_id).collect();
+    let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(tasks
         .into_iter()
         .map(|t| {

@@ -68,3 +68,22 @@ pub async fn find_user_by_id(conn: &mut PooledConnection<'_>, id: i64) -> anyhow
         .optional()
         .context("looking up a user")
 }
+
+/// User names by id for the given ids (unknown ids are absent): one query
+/// for a page of rows that only carry `user_id`.
+pub async fn usernames(conn: &mut PooledConnection<'_>, ids: &[i64]) -> anyhow::Result<std::collections::HashMap<i64, String>> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::username))
+        .load::<(i64, String)>(conn)
+        .await
+        .context("reading user names")?
+        .into_iter()
+        .collect())
+}

@@ -103,7 +103,6 @@ pub async fn page_after(
     after_id: i64,
     limit: usize,
 ) -> anyhow::Result<Vec<VideoOwner>> {
-    use crate::schema::users;
     let mut query = videos::table
         .filter(videos::id.gt(after_id))
         .filter(videos::file_path.not_like("noop://%"))
@@ -127,21 +126,8 @@ pub async fn page_after(
         .load(conn)
         .await
         .context("reading a page of videos")?;
-    let mut owner_ids: Vec<i64> = page.iter().map(|(_, user_id)| *user_id).collect();
-    owner_ids.sort_unstable();
-    owner_ids.dedup();
-    let names: std::collections::HashMap<i64, String> = if owner_ids.is_empty() {
-        Default::default()
-    } else {
-        users::table
-            .filter(users::id.eq_any(&owner_ids))
-            .select((users::id, users::username))
-            .load::<(i64, String)>(conn)
-            .await
-            .context("reading the videos' owners")?
-            .into_iter()
-            .collect()
-    };
+    let owner_ids: Vec<i64> = page.iter().map(|(_, user_id)| *user_id).collect();
+    let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(page
         .into_iter()
         .map(|(id, user_id)| VideoOwner { id, user_id, username: names.get(&user_id).cloned().unwrap_or_default() })

@@ -7,6 +7,7 @@
 
 use crate::held::HeldTasks;
 use shared::db::Pool;
+use shared::queue::Queue;
 use shared::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,15 @@ use std::time::Duration;
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown.
-pub async fn run(pool: Pool, held: Arc<HeldTasks>, worker_id: String, lease_millis: u64, mut shutdown: Shutdown) {
+pub async fn run(pool: Pool, queue: Queue, held: Arc<HeldTasks>, worker_id: String, lease_millis: u64, mut shutdown: Shutdown) {
     loop {
+        if let Err(e) = queue.mark_worker_alive(&worker_id).await {
+            tracing::debug!("worker heartbeat not recorded in Redis: {}", shared::one_line(&e));
+        }
         if shutdown.sleep(INTERVAL).await {
             // Keep renewing during the grace period: tasks are still finishing.
             if held.len() == 0 {
+                let _ = queue.mark_worker_gone(&worker_id).await;
                 return;
             }
         }

@@ -174,7 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let held = Arc::new(HeldTasks::default());
     let finisher = Finisher::start(pool.clone(), queue.clone(), cli.retry_base_ms);
-    let heartbeat = tokio::spawn(heartbeat::run(pool.clone(), held.clone(), id.clone(), lease_millis, shutdown.clone()));
+    let heartbeat = tokio::spawn(heartbeat::run(pool.clone(), queue.clone(), held.clone(), id.clone(), lease_millis, shutdown.clone()));
     let fetch_state = Arc::new(FetchState::new(
         pool.clone(),
         queue.clone(),

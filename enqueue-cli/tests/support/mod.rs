@@ -147,6 +147,20 @@ impl TestEnv {
         cmd
     }
 
+    /// Creates `count` noop tasks (`extra`: more `enqueue noop` flags) and
+    /// returns their ids in creation order.
+    pub fn noop(&self, count: u32, extra: &[&str]) -> Vec<String> {
+        let count = count.to_string();
+        let mut args = vec!["noop", "--count", count.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.enqueue(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Runs `enqueue ARGS...` to completion.
     pub fn enqueue(&self, args: &[&str]) -> Output {
         self.command("enqueue").args(args).output().expect("running enqueue")
