@@ -225,22 +225,12 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
     let env = TestEnv::new();
     assert!(env.enqueue(&["user", "add", "shop", "--email", "shop@example.com"]).status.success());
     let video = support::project_root().join("fixtures/videos/zh-shampoo.mp4");
-    let model = std::env::var("WHISPER_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| support::project_root().join(".cache/models/ggml-base.bin"));
     for _ in 0..3 {
         let out = env.enqueue(&["video", video.to_str().unwrap(), "--user", "shop", "--config", r#"{"language":"zh"}"#]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let spawn_worker = |name: &str| {
-        env.command("worker")
-            .env("WHISPER_MODEL", &model)
-            // Two workers on two cores: one whisper thread each.
-            .args(["--concurrency", "1", "--lease-seconds", "2", "--whisper-threads", "1"])
-            .stderr(std::fs::File::create(env.dir.join(format!("{name}.log"))).unwrap())
-            .spawn()
-            .unwrap()
-    };
+    // Two workers on two cores: one whisper thread each.
+    let spawn_worker = |name: &str| env.spawn("worker", &["--concurrency", "1", "--lease-seconds", "2", "--whisper-threads", "1"], name);
     let mut scheduler = env.spawn("scheduler", &["--lease-seconds", "2"], "scheduler");
     let mut workers = vec![spawn_worker("w0"), spawn_worker("w1")];
     let started = Instant::now();

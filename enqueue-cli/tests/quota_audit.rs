@@ -31,15 +31,8 @@ fn monthly_video_quota_is_checked_counted_and_reset() {
     assert!(env.enqueue(&["video", &video, "--user", "shop", "--force"]).status.success());
 
     // Completed video tasks are counted.
-    let model = project_root().join(".cache/models/ggml-base.bin");
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
-    let mut worker = env
-        .command("worker")
-        .env("WHISPER_MODEL", std::env::var("WHISPER_MODEL").map(std::path::PathBuf::from).unwrap_or(model))
-        .args(["--exit-when-idle"])
-        .stderr(std::fs::File::create(env.dir.join("worker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
     assert!(env.wait_exit(&mut worker, Duration::from_secs(120), "worker").success());
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), 3);

@@ -110,15 +110,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
-/// The whisper model the tests use (fetched by scripts/test.sh).
-fn model() -> PathBuf {
-    let path = std::env::var("WHISPER_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| project_root().join(".cache/models/ggml-base.bin"));
-    assert!(path.is_file(), "{} missing: run scripts/fetch-model.sh base", path.display());
-    path
-}
-
 fn probe(path: &Path, stream: &str, entry: &str) -> String {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", stream, "-show_entries", entry, "-of", "default=nw=1:nk=1"])
@@ -145,8 +136,7 @@ fn run_until_idle(moto: &Moto, env: &TestEnv, url: &str, limit: Duration) {
         .unwrap();
     let mut worker = moto
         .command(env, "worker", url)
-        .env("WHISPER_MODEL", model())
-        .args(["--exit-when-idle", "--concurrency", "2"])
+                .args(["--exit-when-idle", "--concurrency", "2"])
         .stdout(Stdio::null())
         .stderr(log("worker"))
         .spawn()

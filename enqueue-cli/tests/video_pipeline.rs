@@ -10,15 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 use support::{project_root, TestEnv};
 
-/// The whisper model the tests use (fetched by scripts/test.sh).
-fn model() -> PathBuf {
-    let path = std::env::var("WHISPER_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| project_root().join(".cache/models/ggml-base.bin"));
-    assert!(path.is_file(), "{} missing: run scripts/fetch-model.sh base", path.display());
-    path
-}
-
 fn fixture(name: &str) -> PathBuf {
     project_root().join("fixtures/videos").join(name)
 }
@@ -70,13 +61,7 @@ fn fixture_videos_become_selling_point_clips() {
         cases.iter().map(|(name, lang)| (enqueue_video(&env, &fixture(&format!("{name}.mp4")), lang), *name)).collect();
 
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
-    let mut worker = env
-        .command("worker")
-        .env("WHISPER_MODEL", model())
-        .args(["--exit-when-idle", "--concurrency", "2"])
-        .stderr(std::fs::File::create(env.dir.join("worker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "2"], "worker");
     assert!(env.wait_exit(&mut worker, Duration::from_secs(300), "worker").success());
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
 
@@ -189,13 +174,7 @@ fn bad_media_is_refused_or_failed_with_a_reason_and_the_worker_goes_on() {
     let out = env.enqueue(&["noop", "--count", "1", "--priority", "9"]);
     assert!(out.status.success());
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
-    let mut worker = env
-        .command("worker")
-        .env("WHISPER_MODEL", model())
-        .args(["--exit-when-idle", "--concurrency", "2"])
-        .stderr(std::fs::File::create(env.dir.join("worker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "2"], "worker");
     assert!(env.wait_exit(&mut worker, Duration::from_secs(120), "worker").success());
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
     for (i, (path, reason)) in cases.iter().enumerate() {

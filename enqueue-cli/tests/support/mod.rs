@@ -14,6 +14,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The whisper model the binaries get (`WHISPER_MODEL`, else the base model
+/// scripts/test.sh fetched into `.cache/models`).
+pub fn whisper_model() -> PathBuf {
+    std::env::var("WHISPER_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| project_root().join(".cache/models/ggml-base.bin"))
+}
+
 /// Root of the repository.
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -143,7 +151,8 @@ impl TestEnv {
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("STORAGE_URL", format!("file://{}", self.storage.display()))
-            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()));
+            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("WHISPER_MODEL", whisper_model());
         cmd
     }
 
