@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::{project_root, TestEnv};
+use support::{probe, project_root, TestEnv};
 
 fn fixture(name: &str) -> PathBuf {
     project_root().join("fixtures/videos").join(name)
@@ -20,16 +20,6 @@ fn enqueue_video(env: &TestEnv, file: &Path, language: &str) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     value["task_id"].as_str().unwrap().to_string()
-}
-
-/// ffprobe's value of one entry for the first stream of a kind.
-fn probe(path: &Path, stream: &str, entry: &str) -> String {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", stream, "-show_entries", entry, "-of", "default=nw=1:nk=1"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// One decoded frame as 64x36 gray bytes: the source at `at` seconds

@@ -25,4 +25,4 @@ pub mod user_configs;
 pub mod users;
 pub mod videos;
 
-pub use error::{bad_input_reason, one_line, BadInput};
+pub use error::{bad_input_reason, exit_code, one_line, BadInput};

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let code = if shared::bad_input_reason(&err).is_some() { 2 } else { 1 };
+            let code = shared::exit_code(&err);
             tracing::error!("worker stopped: {}", shared::one_line(&err));
             ExitCode::from(code)
         }

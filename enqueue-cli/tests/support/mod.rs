@@ -353,6 +353,17 @@ impl Drop for PrivateMariaDb {
     }
 }
 
+/// ffprobe's value of one entry (e.g. `stream=duration`) for the first
+/// stream of a kind (`v:0`, `a:0`).
+pub fn probe(path: &Path, stream: &str, entry: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream, "-show_entries", entry, "-of", "default=nw=1:nk=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Makes a small test video with ffmpeg (test pattern + tone).
 pub fn make_video(path: &Path, seconds: u32, with_audio: bool) {
     let mut cmd = Command::new("ffmpeg");
