@@ -8,6 +8,10 @@ demo:
 test:
     ./scripts/test.sh
 
+# Check that every prerequisite works (libclang, cmake, ffmpeg, MariaDB, Redis, ...)
+doctor:
+    ./scripts/doctor.sh
+
 # Start the throwaway MariaDB and Redis and write .env
 services-up:
     ./scripts/services.sh up

@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
 
+# Packages first (a fresh machine gets them installed), then check that every
+# tool works, so a broken one is named before the long build; then the servers.
+scripts/services.sh install
+scripts/doctor.sh
 scripts/services.sh up
 WHISPER_MODEL="$(scripts/fetch-model.sh base)"
 export WHISPER_MODEL

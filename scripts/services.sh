@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Throwaway MariaDB and Redis for the demo and the tests.
 #
-#   scripts/services.sh up     install what is missing, start both servers on
-#                              free ports under .local/services/, write .env
-#   scripts/services.sh down   stop them (data stays until `rm -rf .local`)
+#   scripts/services.sh up       install what is missing, start both servers
+#                                on free ports under .local/services/, write .env
+#   scripts/services.sh install  only install what is missing (as root or with
+#                                passwordless sudo; otherwise print the command
+#                                and exit 1)
+#   scripts/services.sh missing  print the missing packages, one a line
+#                                (nothing if all are installed); installs nothing
+#   scripts/services.sh down     stop them (data stays until `rm -rf .local`)
 #   scripts/services.sh status
+#
+# The package list and the dpkg check are in scripts/lib/packages.sh;
+# scripts/doctor.sh then checks that the installed tools actually work.
 #
 # Nothing here touches system-wide services: the servers run as children of
 # this machine's user, with their data, sockets, logs and pid files in the
@@ -19,35 +27,33 @@ storage_dir="$root/.local/storage"
 
 log() { echo "services: $*" >&2; }
 
-# Debian packages the project needs at run time and for tests.
-need_packages() {
-  local missing=()
-  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-  command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-  [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
-  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-  command -v sox >/dev/null 2>&1 || missing+=(sox)
-  printf '%s\n' "${missing[@]}"
-}
+# PACKAGES, package_installed and missing_packages.
+. "$root/scripts/lib/packages.sh"
 
+# Install the missing packages of PACKAGES with apt-get, as root or through
+# passwordless sudo; otherwise print the one command that would, and fail.
 install_packages() {
-  local missing
-  missing=$(need_packages | xargs)
-  [ -z "$missing" ] && return 0
-  local sudo=""
+  local missing sudo=()
+  mapfile -t missing < <(missing_packages)
+  [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      sudo="sudo"
+      sudo=(sudo)
     else
-      log "missing packages; run: sudo apt-get update && sudo apt-get install -y $missing"
+      log "missing packages; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
       exit 1
     fi
   fi
-  log "installing: $missing"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >&2
+  log "installing: ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq >&2
+  # env, not a prefix assignment: sudo would drop DEBIAN_FRONTEND.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  # Ask dpkg again rather than trusting apt-get's exit status alone.
+  mapfile -t missing < <(missing_packages)
+  if [ "${#missing[@]}" -ne 0 ]; then
+    log "still not installed after apt-get: ${missing[*]}"
+    exit 1
+  fi
 }
 
 # A TCP port nobody listens on right now.
@@ -128,9 +134,11 @@ stop_all() {
 
 case "${1:-up}" in
   up) install_packages; start_mariadb; start_redis; write_env ;;
+  install) install_packages ;;
+  missing) missing_packages ;;
   down) stop_all ;;
   status)
     db_running && echo "mariadb: running on $(cat "$db_dir/port")" || echo "mariadb: stopped"
     redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|install|missing|down|status" >&2; exit 2 ;;
 esac

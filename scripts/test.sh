@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, starts throwaway MariaDB and
-# Redis (scripts/services.sh), fetches the whisper model, builds every
-# binary and runs every test.
+# The test command: tests the package check, installs what is missing,
+# checks the tools (scripts/doctor.sh), starts throwaway MariaDB and Redis
+# (scripts/services.sh), fetches the whisper model, builds every binary and
+# runs every test.
 # Servers this script started are stopped again when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Builds stay warm between clones (CI clones afresh each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
+
+# The package check against a fake dpkg (seconds, changes nothing); then
+# install what is missing and check that every tool works, so a broken one is
+# named before the long build.
+scripts/tests/doctor-packages.sh
+scripts/services.sh install
+scripts/doctor.sh
 
 started_services=0
 if ! scripts/services.sh status | grep -q "mariadb: running"; then

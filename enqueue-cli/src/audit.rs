@@ -31,6 +31,7 @@ impl Audit {
             Command::Noop(_) => ("noop", "processing_task", None, None),
             Command::Backfill(_) => ("backfill", "processing_task", None, None),
             Command::Cancel(ids) => ("cancel", "processing_task", Some(ids.task_ids.join(",")), None),
+            Command::Gc(args) if !args.dry_run => ("gc", "storage", None, None),
             Command::Retry(args) => ("retry", "processing_task", Some(if args.all_failed { "all failed".into() } else { args.task_ids.join(",") }), None),
             _ => return None,
         };

@@ -69,6 +69,9 @@ pub struct BackfillArgs {
     /// Only report how many tasks would be created, and for whom; write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Create tasks even for users whose monthly_videos quota is used up (operators)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time into UTC, the
@@ -134,6 +137,9 @@ struct Totals {
     created: u64,
     skipped_active: u64,
     skipped_completed: u64,
+    /// Videos left without a task because their owner's quota is used up.
+    skipped_quota: u64,
+    over_quota_users: std::collections::BTreeSet<String>,
     scanned: u64,
     /// The last video decided on: where a next run resumes (`--after-id`).
     last_video_id: Option<i64>,
@@ -224,6 +230,7 @@ pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> 
             args.missing,
             remaining.min(usize::MAX as u64) as usize,
             !args.dry_run,
+            !args.force,
         )
         .await
         .map_err(|e| {
@@ -243,6 +250,11 @@ pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> 
         totals.created += done.created.len() as u64;
         totals.skipped_active += done.skipped_active as u64;
         totals.skipped_completed += done.skipped_completed as u64;
+        totals.skipped_quota += done.skipped_quota as u64;
+        let user_names: std::collections::HashMap<i64, &str> = page.iter().map(|v| (v.user_id, v.username.as_str())).collect();
+        for user_id in &done.over_quota_users {
+            totals.over_quota_users.insert(user_names.get(user_id).copied().unwrap_or_default().to_string());
+        }
         let owners: std::collections::HashMap<i64, &str> = page.iter().map(|v| (v.id, v.username.as_str())).collect();
         for task in &done.created {
             let name = owners.get(&task.video_id).copied().unwrap_or_default();
@@ -292,6 +304,8 @@ fn report(out: &Output, args: &BackfillArgs, totals: &Totals) {
         "created": totals.created,
         "skipped_active": totals.skipped_active,
         "skipped_completed": totals.skipped_completed,
+        "skipped_quota": totals.skipped_quota,
+        "over_quota_users": totals.over_quota_users,
         "last_video_id": totals.last_video_id,
         "dry_run": args.dry_run,
         "interrupted": totals.interrupted,
@@ -310,6 +324,14 @@ fn report(out: &Output, args: &BackfillArgs, totals: &Totals) {
         );
         if args.missing {
             text.push_str(&format!(", {} with a completed one", totals.skipped_completed));
+        }
+        if totals.skipped_quota > 0 {
+            text.push_str(&format!(
+                ", {} whose owner's quota {} is used up ({}; --force to override)",
+                totals.skipped_quota,
+                shared::quotas::MONTHLY_VIDEOS,
+                totals.over_quota_users.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
         if let Some(id) = totals.last_video_id {
             text.push_str(&format!("; last video id {id}"));

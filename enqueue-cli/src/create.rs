@@ -18,6 +18,7 @@ use shared::BadInput;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
+use diesel_async::AsyncConnection;
 
 /// Options every task-creating command shares.
 #[derive(Args, Debug, Clone)]
@@ -157,69 +158,120 @@ async fn cache_pending(settings: &Settings, task_ids: &[String]) {
     }
 }
 
-/// `enqueue video`: registers each file and creates its task.
+/// A checked file with its SHA-256 and the names it is stored under.
+struct HashedFile {
+    checked: CheckedFile,
+    hash: String,
+    original: String,
+    filename: String,
+}
+
+/// What one file became: its rows, and whether an earlier upload's stored
+/// object was reused.
+struct Registered {
+    path: PathBuf,
+    video_id: i64,
+    task_id: String,
+    reused_stored_file: bool,
+}
+
+/// `enqueue video`: registers each file and creates its task, all in one
+/// transaction: either every file gets its `videos` row and task, or none
+/// does and the objects this run stored are removed again.
 pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow::Result<ExitCode> {
     let config = args.options.parsed_config()?;
-    let mut checked = Vec::new();
+    let mut files = Vec::new();
     for path in &args.files {
-        checked.push(check_file(path).await?);
-    }
-    let storage = shared::storage::Storage::from_url(&settings.storage_url)?;
-    let pool = shared::db::connect(settings.require_database_url()?, 2).await?;
-    let mut conn = shared::db::conn(&pool).await?;
-    let user = shared::users::require_user(&mut conn, &args.user).await?;
-    if !args.options.force {
-        shared::quotas::check_monthly_videos(&mut conn, user.id, &user.username, checked.len() as i64).await?;
-    }
-
-    let mut created = Vec::new();
-    for file in checked {
-        let hash = sha256_file(&file.path).await?;
-        let original = file.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let ext = file
+        let checked = check_file(path).await?;
+        let hash = sha256_file(&checked.path).await?;
+        let original = checked.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let ext = checked
             .path
             .extension()
             .map(|e| e.to_string_lossy().to_lowercase())
             .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()) && e.len() <= 8)
             .unwrap_or_else(|| "mp4".into());
         let filename = format!("{hash}.{ext}");
-        let key = format!("videos/{}/{filename}", user.id);
-        storage.put_file(&file.path, &key).await?;
-        let decimal = |v: f64| BigDecimal::from_str(&format!("{v:.2}")).ok();
-        let video_id = shared::videos::insert_video(
-            &mut conn,
-            &NewVideo {
-                user_id: user.id,
-                filename,
-                original_filename: original.chars().take(255).collect(),
-                file_path: key,
-                file_size: file.size as i64,
-                file_hash: Some(hash),
-                mime_type: Some(file.info.mime_type().to_string()),
-                duration: decimal(file.info.duration_seconds),
-                width: file.info.width,
-                height: file.info.height,
-                frame_rate: file.info.frame_rate.filter(|r| *r < 1000.0).and_then(decimal),
-                bitrate: file.info.bitrate,
-            },
-        )
-        .await?;
-        let task = NewTask {
-            task_id: new_task_id(),
-            user_id: user.id,
-            video_id,
-            task_type: task_type::VIDEO_CLIP.into(),
-            config: config.clone(),
-            priority: args.options.priority,
-            max_retries: args.options.max_retries,
-        };
-        shared::tasks::insert_tasks(&mut conn, std::slice::from_ref(&task)).await?;
-        out.emit(&json!({ "video_id": video_id, "task_id": task.task_id }), || {
-            format!("video {video_id} ({}) -> task {}", file.path.display(), task.task_id)
-        });
-        created.push(task.task_id);
+        files.push(HashedFile { checked, hash, original, filename });
     }
+    let storage = shared::storage::Storage::from_url(&settings.storage_url)?;
+    let pool = shared::db::connect(settings.require_database_url()?, 2).await?;
+    let mut conn = shared::db::conn(&pool).await?;
+    let user = shared::users::require_user(&mut conn, &args.user).await?;
+
+    // Keys of objects this run wrote, to remove if the transaction fails.
+    let stored_here = std::sync::Mutex::new(Vec::<String>::new());
+    let options = &args.options;
+    let result = conn
+        .transaction(async |conn| -> anyhow::Result<Vec<Registered>> {
+            // One enqueue per user at a time: the quota decision and the
+            // reuse of stored objects are made under this lock.
+            shared::videos::lock_owner(conn, user.id).await?;
+            if !options.force {
+                shared::quotas::check_monthly_videos(conn, user.id, &user.username, files.len() as i64).await?;
+            }
+            let mut registered = Vec::new();
+            for file in &files {
+                let earlier = shared::videos::stored_file_with_hash(conn, user.id, &file.hash).await?;
+                let reusable = match &earlier {
+                    Some(key) => storage.exists(key).await?,
+                    None => false,
+                };
+                let key = match earlier.filter(|_| reusable) {
+                    Some(key) => key,
+                    None => {
+                        let key = format!("videos/{}/{}", user.id, file.filename);
+                        if !storage.exists(&key).await? {
+                            stored_here.lock().unwrap().push(key.clone());
+                        }
+                        storage.put_file(&file.checked.path, &key).await?;
+                        key
+                    }
+                };
+                let video_id = shared::videos::insert_video(conn, &new_video(user.id, file, key)).await?;
+                let task = NewTask {
+                    task_id: new_task_id(),
+                    user_id: user.id,
+                    video_id,
+                    task_type: task_type::VIDEO_CLIP.into(),
+                    config: config.clone(),
+                    priority: options.priority,
+                    max_retries: options.max_retries,
+                };
+                shared::tasks::insert_tasks(conn, std::slice::from_ref(&task)).await?;
+                registered.push(Registered {
+                    path: file.checked.path.clone(),
+                    video_id,
+                    task_id: task.task_id,
+                    reused_stored_file: reusable,
+                });
+            }
+            Ok(registered)
+        })
+        .await;
+    let registered = match result {
+        Ok(registered) => registered,
+        Err(err) => {
+            for key in stored_here.into_inner().unwrap() {
+                if let Err(e) = storage.delete(&key).await {
+                    tracing::warn!("could not remove {key} after a failed enqueue: {}", shared::one_line(&e));
+                }
+            }
+            return Err(err);
+        }
+    };
     drop(conn);
+    let mut created = Vec::new();
+    for r in registered {
+        out.emit(
+            &json!({ "video_id": r.video_id, "task_id": r.task_id, "reused_stored_file": r.reused_stored_file }),
+            || {
+                let reused = if r.reused_stored_file { " (same file as an earlier upload: stored object reused)" } else { "" };
+                format!("video {} ({}) -> task {}{reused}", r.video_id, r.path.display(), r.task_id)
+            },
+        );
+        created.push(r.task_id);
+    }
     cache_pending(settings, &created).await;
     if args.wait {
         return crate::inspect::wait_for(&pool, out, &created).await;
@@ -227,7 +279,28 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-/// `enqueue task`: a new task for a stored video.
+/// The `videos` row of a checked file stored under `key`.
+fn new_video(user_id: i64, file: &HashedFile, key: String) -> NewVideo {
+    let decimal = |v: f64| BigDecimal::from_str(&format!("{v:.2}")).ok();
+    let info = &file.checked.info;
+    NewVideo {
+        user_id,
+        filename: file.filename.clone(),
+        original_filename: file.original.chars().take(255).collect(),
+        file_path: key,
+        file_size: file.checked.size as i64,
+        file_hash: Some(file.hash.clone()),
+        mime_type: Some(info.mime_type().to_string()),
+        duration: decimal(info.duration_seconds),
+        width: info.width,
+        height: info.height,
+        frame_rate: info.frame_rate.filter(|r| *r < 1000.0).and_then(decimal),
+        bitrate: info.bitrate,
+    }
+}
+
+/// `enqueue task`: a new task for a stored video, with its quota decided
+/// under the same lock as `enqueue video`'s.
 pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::Result<ExitCode> {
     let config = args.options.parsed_config()?;
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
@@ -235,11 +308,6 @@ pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::
     let video = shared::videos::find_video(&mut conn, args.video_id)
         .await?
         .ok_or_else(|| BadInput::new(format!("no video with id {}", args.video_id)))?;
-    if !args.options.force {
-        let owner = shared::users::find_user_by_id(&mut conn, video.user_id).await?;
-        let name = owner.map(|u| u.username).unwrap_or_default();
-        shared::quotas::check_monthly_videos(&mut conn, video.user_id, &name, 1).await?;
-    }
     let task = NewTask {
         task_id: new_task_id(),
         user_id: video.user_id,
@@ -249,7 +317,18 @@ pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::
         priority: args.options.priority,
         max_retries: args.options.max_retries,
     };
-    shared::tasks::insert_tasks(&mut conn, std::slice::from_ref(&task)).await?;
+    let force = args.options.force;
+    conn.transaction(async |conn| -> anyhow::Result<()> {
+        shared::videos::lock_owner(conn, video.user_id).await?;
+        if !force {
+            let owner = shared::users::find_user_by_id(conn, video.user_id).await?;
+            let name = owner.map(|u| u.username).unwrap_or_default();
+            shared::quotas::check_monthly_videos(conn, video.user_id, &name, 1).await?;
+        }
+        shared::tasks::insert_tasks(conn, std::slice::from_ref(&task)).await?;
+        Ok(())
+    })
+    .await?;
     cache_pending(settings, std::slice::from_ref(&task.task_id)).await;
     out.emit(&json!({ "video_id": video.id, "task_id": task.task_id }), || task.task_id.clone());
     Ok(ExitCode::SUCCESS)

@@ -61,7 +61,7 @@ fn task_json(task: &ListedTask, username: &str) -> serde_json::Value {
     })
 }
 
-/// The name of a status code, or `unknown` for a code CONTRACT.md does
+/// The name of a status code, or `unknown` for a code docs/CONTRACT.md does
 /// not define (listed rather than refused: this command is for looking).
 fn status_name(code: i8) -> &'static str {
     TaskStatus::from_code(code).map(|s| s.name()).unwrap_or("unknown")

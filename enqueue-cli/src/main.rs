@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod backfill;
 mod create;
+mod gc;
 mod inspect;
 mod listing;
 mod watch;
@@ -67,6 +68,8 @@ enum Command {
     Retry(inspect::RetryArgs),
     /// Follow tasks until they finish: progress bars, or JSON lines with --json; exit 0 only if all completed
     Watch(watch::WatchArgs),
+    /// Delete stored objects no row refers to (--dry-run lists them; --older-than 1h keeps recent ones)
+    Gc(gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => inspect::cancel(&cli.settings, &out, args).await,
         Command::Retry(args) => inspect::retry(&cli.settings, &out, args).await,
         Command::Watch(args) => watch::watch(&cli.settings, &out, args).await,
+        Command::Gc(args) => gc::gc(&cli.settings, &out, args).await,
     }
 }
 

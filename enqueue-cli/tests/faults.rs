@@ -1,4 +1,4 @@
-//! Fault tests: every guarantee of CONTRACT.md under real failures, on real
+//! Fault tests: every guarantee of docs/CONTRACT.md under real failures, on real
 //! MariaDB and Redis, each bounded in time. Leases are short here
 //! (`--lease-seconds 2..3`) so recoveries take seconds.
 
@@ -235,10 +235,12 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
     let mut workers = vec![spawn_worker("w0"), spawn_worker("w1")];
     let started = Instant::now();
     let mut kills = 0;
-    // Kill a worker in the middle of a video task, twice.
+    // Kill a worker in the middle of a video task, twice; the second time
+    // while it cuts (and stores) clips, so orphaned clips are left behind.
     while kills < 2 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no video task got going");
-        let running = env.sql("SELECT lease_owner FROM processing_tasks WHERE status = 1 AND current_step IN ('transcribing', 'cutting clips')");
+        assert!(started.elapsed() < Duration::from_secs(200), "no video task got going");
+        let steps = if kills == 0 { "'transcribing', 'cutting clips'" } else { "'cutting clips'" };
+        let running = env.sql(&format!("SELECT lease_owner FROM processing_tasks WHERE status = 1 AND current_step IN ({steps})"));
         if let Some(owner) = running.first().map(|r| r[0].clone()) {
             let slot = workers.iter().position(|w| owner.contains(&format!(":{}:", w.id())));
             if let Some(slot) = slot {
@@ -248,7 +250,7 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
                 workers[slot] = spawn_worker(&format!("restart{kills}"));
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     env.wait_until(Duration::from_secs(240), "all video tasks completed", || {
         env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 3
@@ -271,5 +273,49 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
         assert!(segments >= 3, "task {id} has {segments} segments");
         assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = 'segment'")), segments);
         assert_eq!(env.count(&format!("SELECT COUNT(DISTINCT selling_point_type, start_time) FROM video_segments WHERE task_id = {id}")), segments, "duplicate segments");
+    }
+    // The killed attempts' clips are orphans; after gc exactly the objects
+    // rows refer to remain, and every one of them is intact.
+    let out = env.enqueue(&["gc", "--older-than", "0", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let referenced: std::collections::BTreeSet<String> = env
+        .sql(
+            "SELECT file_path FROM videos UNION SELECT thumbnail_url FROM videos WHERE thumbnail_url IS NOT NULL \
+             UNION SELECT file_path FROM video_segments UNION SELECT thumbnail_url FROM video_segments",
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let stored: std::collections::BTreeSet<String> = env.stored_files().into_iter().collect();
+    assert_eq!(stored, referenced, "stored objects after gc (gc said {})", String::from_utf8_lossy(&out.stdout));
+    for key in &referenced {
+        if key.ends_with(".mp4") {
+            let path = env.storage.join(key);
+            assert!(!support::probe(&path, "v:0", "stream=codec_name").is_empty(), "{key} is not a readable video");
+        }
+    }
+}
+
+#[test]
+fn a_reaped_task_shows_its_new_status_in_redis_at_once() {
+    let env = TestEnv::new();
+    let ids = env.noop(1, &["--sleep-ms", "600000"]);
+    let key = format!("task:status:{}", ids[0]);
+    let mut scheduler = env.spawn("scheduler", FAST_LEASE, "scheduler");
+    let mut stalled = env.spawn("worker", &["--concurrency", "1", "--lease-seconds", "2"], "stalled");
+    env.wait_until(Duration::from_secs(20), "the task claimed", || env.redis(&["GET", &key]).contains("\"status\":1"));
+    signal(&stalled, "-STOP");
+    // No other worker: after the reaper, the task waits pending, and its
+    // cached status must say so (not "processing" until the TTL).
+    let reaped = format!("SELECT COUNT(*) FROM processing_tasks WHERE task_id = '{}' AND status = 0 AND retry_count = 1", ids[0]);
+    env.wait_until(Duration::from_secs(30), "the lease reaped", || env.count(&reaped) == 1);
+    env.wait_until(Duration::from_secs(5), "task:status to show pending", || {
+        let cached = env.redis(&["GET", &key]);
+        cached.contains("\"status\":0") && cached.contains("lease expired")
+    });
+    signal(&stalled, "-CONT");
+    for child in [&mut stalled, &mut scheduler] {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

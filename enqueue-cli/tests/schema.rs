@@ -1,5 +1,5 @@
 //! The migrations create the seed schema: every table, column and index of
-//! ../shared/seeds/video-clip-database-design.md sections 3 and 5.1 (minus
+//! docs/seed/video-clip-database-design.md sections 3 and 5.1 (minus
 //! the documented exceptions), plus the queue protocol's additions.
 
 mod support;

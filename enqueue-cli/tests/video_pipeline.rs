@@ -64,8 +64,11 @@ fn fixture_videos_become_selling_point_clips() {
         }
         let segments = env.count(&format!("SELECT COUNT(*) FROM video_segments WHERE task_id = {id}"));
         assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = 'segment'")), segments);
-        // The probe filled the video's metadata.
-        assert_eq!(env.sql(&format!("SELECT width, height, frame_rate FROM videos WHERE id = {video_id}"))[0], vec!["640", "360", "25.00"]);
+        // The probe filled the video's metadata; the video is completed
+        // (videos.status 3) and has a still of its own.
+        let video = &env.sql(&format!("SELECT width, height, frame_rate, status, thumbnail_url FROM videos WHERE id = {video_id}"))[0];
+        assert_eq!(video[..4], ["640", "360", "25.00", "3"], "{name}: videos row");
+        assert_eq!(probe(&env.storage.join(&video[4]), "v:0", "stream=codec_name"), "mjpeg", "{name}: video thumbnail");
 
         let labels: Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.labels.json"))).unwrap()).unwrap();
         let truth: Vec<(String, f64, f64)> = labels["sentences"]
@@ -109,6 +112,17 @@ fn fixture_videos_become_selling_point_clips() {
             assert!(!clip["title"].as_str().unwrap().is_empty() && !clip["description"].as_str().unwrap().is_empty());
         }
     }
+
+    // The same file uploaded again by the same user reuses the stored object.
+    let again = env.enqueue(&["video", fixture("zh-airfryer.mp4").to_str().unwrap(), "--user", "shop", "--json"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["reused_stored_file"], true, "{again}");
+    let first_video = env.count(&format!("SELECT video_id FROM processing_tasks WHERE task_id = '{}'", tasks[0].0));
+    let paths = env.sql(&format!("SELECT file_path FROM videos WHERE id IN ({first_video}, {})", again["video_id"]));
+    assert_eq!(paths.len(), 2);
+    assert_eq!(paths[0], paths[1], "both rows point at one stored object");
+    assert_eq!(env.sql(&format!("SELECT status FROM videos WHERE id = {}", again["video_id"]))[0][0], "1", "a new upload is uploaded");
 }
 
 #[test]
@@ -173,6 +187,8 @@ fn bad_media_is_refused_or_failed_with_a_reason_and_the_worker_goes_on() {
         assert_eq!((row[1].as_str(), row[2].as_str()), ("0", "1"), "{path}: failed at once, no retries");
         assert!(row[3].contains(reason), "{path}: error_message {:?} lacks {reason:?}", row[3]);
         assert!(!row[3].contains('\n'), "one line");
+        let video_status = env.count(&format!("SELECT status FROM videos WHERE id = {}", 100 + i));
+        assert_eq!(video_status, 4, "{path}: the video of a failed task is failed");
     }
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE task_type = 'noop' AND status = 2"), 1, "the worker went on");
     assert_eq!(env.count("SELECT COUNT(*) FROM video_segments"), 0);

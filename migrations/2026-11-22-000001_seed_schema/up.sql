@@ -1,4 +1,4 @@
--- The platform's seed schema: ../shared/seeds/video-clip-database-design.md,
+-- The platform's seed schema: docs/seed/video-clip-database-design.md,
 -- sections 3 (tables) and 5.1 (indexes), on MariaDB 10.11 and MySQL 8.0.
 --
 -- Deviations from the seed, each for a reason:

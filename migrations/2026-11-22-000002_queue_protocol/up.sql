@@ -29,7 +29,8 @@ ALTER TABLE processing_tasks
     -- The scheduler's query: pending rows not yet queued, by priority then age
     -- (`WHERE status = 0 AND queued_at IS NULL ORDER BY priority, id ... FOR
     -- UPDATE SKIP LOCKED`). The index serves the ORDER BY, so SKIP LOCKED locks
-    -- only the rows it returns (see NOTES.md's filesort trap). Its leading
+    -- only the rows it returns (MariaDB otherwise filesorts, and
+    -- SKIP LOCKED then locks every pending row). Its leading
     -- `status` replaces the seed's idx_status; with `status = 1` it also
     -- serves the lease reaper, which scans only running rows.
     ADD INDEX idx_queue (status, queued_at, priority, id),

@@ -1,6 +1,6 @@
 -- Every status change of a task, with time, worker and reason, so an
 -- operator can see why a task ran twice or failed (history table, as
--- ../shared/seeds/database-design-pitfalls.md advises: keep history, never
+-- docs/seed/database-design-pitfalls.md advises: keep history, never
 -- overwrite it).
 --
 -- Written by triggers rather than by each code path: a change made by the

@@ -20,7 +20,7 @@
 //! backoff; the scheduler never exits on them.
 
 use shared::db::Pool;
-use shared::queue::Queue;
+use shared::queue::{CachedStatus, Queue};
 use shared::shutdown::Shutdown;
 use shared::tasks::{self, DueSelection};
 use std::time::{Duration, Instant};
@@ -156,9 +156,20 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
             tracing::warn!(tasks = reset, "Redis lost the queues: pushing every pending task again");
         }
     }
-    let (reaped, failed) = tasks::reap_expired_leases(&mut conn).await?;
+    let reaped_tasks = tasks::reap_expired_leases(&mut conn).await?;
+    let (reaped, failed) = (reaped_tasks.requeued, reaped_tasks.failed);
     report.reaped = reaped;
     report.failed_by_reaper = failed;
+    if !reaped_tasks.changed.is_empty() {
+        // Every status change reaches `task:status` (ARCHITECTURE.md): a
+        // reaped task must not show "processing" until the key expires.
+        let statuses: Vec<(String, CachedStatus)> = reaped_tasks
+            .changed
+            .iter()
+            .map(|(id, status, step)| (id.clone(), CachedStatus::now(*status, 0, Some(step))))
+            .collect();
+        queue.set_statuses(&statuses).await?;
+    }
     if reaped + failed > 0 {
         tracing::warn!(requeued = reaped, failed, "leases expired");
         metrics::counter!("videoclip_leases_expired_total", "action" => "requeued").increment(reaped as u64);

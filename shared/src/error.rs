@@ -40,7 +40,7 @@ pub fn one_line(err: &anyhow::Error) -> String {
 }
 
 /// The exit status for a failure: 2 for bad input (the caller's to fix),
-/// 1 for anything else, as CONTRACT.md fixes them.
+/// 1 for anything else, as docs/CONTRACT.md fixes them.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if bad_input_reason(err).is_some() {
         2

@@ -17,6 +17,7 @@ pub mod models;
 pub mod probe;
 pub mod queue;
 pub mod quotas;
+pub mod references;
 pub mod schema;
 pub mod shutdown;
 pub mod storage;

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// `processing_tasks.status`, as CONTRACT.md fixes the codes.
+/// `processing_tasks.status`, as docs/CONTRACT.md fixes the codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
@@ -109,6 +109,8 @@ pub struct Video {
     pub file_size: i64,
     pub file_hash: Option<String>,
     pub status: i8,
+    /// Seconds, as probed at upload (sizes the worker's step deadlines).
+    pub duration: Option<BigDecimal>,
 }
 
 /// A `processing_tasks` row about to be created (status pending).
@@ -191,6 +193,10 @@ pub struct VideoMetadata {
     pub frame_rate: Option<BigDecimal>,
     pub bitrate: Option<i64>,
     pub mime_type: Option<String>,
+    /// `videos.status` after the task (3 completed; `None` leaves it).
+    pub status: Option<i8>,
+    /// A still of the video, stored beside its clips.
+    pub thumbnail_url: Option<String>,
 }
 
 /// A `video_segments` row as `enqueue segments` shows it.

@@ -8,7 +8,7 @@
 //! is what makes pushing twice, re-pushing after a crash and rebuilding
 //! after a Redis flush safe.
 //!
-//! Keys (CONTRACT.md, plus `queue:epoch`):
+//! Keys (docs/CONTRACT.md, plus `queue:epoch`):
 //! - `queue:high_priority`, `queue:video_processing`: lists, pushed at the
 //!   tail (RPUSH), popped at the head (BLMPOP ... LEFT): FIFO, and
 //!   BLMPOP takes from the first list before the second: strict priority.

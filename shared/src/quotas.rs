@@ -56,7 +56,32 @@ pub async fn set_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, t
 
 /// Checks that `user` may create `new` more video tasks. No quota row means
 /// no limit. Returns [`BadInput`] naming the quota when it would be exceeded.
+///
+/// Call it inside the transaction that creates the tasks: it locks the
+/// quota row (`SELECT … FOR UPDATE`), so two enqueues for one user are
+/// decided one after the other and cannot both take the last video; the
+/// second sees the first's tasks once it commits (READ COMMITTED sessions).
 pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, username: &str, new: i64) -> anyhow::Result<()> {
+    let Some((total, used, in_flight, period)) = lock_monthly_videos(conn, user_id).await? else { return Ok(()) };
+    if used + in_flight + new > total {
+        return Err(BadInput::new(format!(
+            "quota {MONTHLY_VIDEOS} of user {username:?} exceeded: {used} used + {in_flight} in progress + {new} new > {total} ({period}; --force to override)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// How many more video tasks `user_id` may create now (`None`: no limit),
+/// with the quota row locked until the caller's transaction ends. For
+/// callers that create as many as fit (backfill).
+pub async fn monthly_videos_left(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<Option<i64>> {
+    Ok(lock_monthly_videos(conn, user_id).await?.map(|(total, used, in_flight, _)| (total - used - in_flight).max(0)))
+}
+
+/// Locks the user's quota row (resetting it first if its period ended) and
+/// returns (total, used, in flight, period), or `None` without a quota row.
+async fn lock_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
     // Lazy reset at the end of the period.
     diesel::update(q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)).filter(period_ended()))
         .set((q::used_quota.eq(0), q::last_reset_at.eq(sql("NOW()"))))
@@ -67,11 +92,12 @@ pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64,
         .filter(q::user_id.eq(user_id))
         .filter(q::quota_type.eq(MONTHLY_VIDEOS))
         .select((q::total_quota, q::used_quota, q::reset_period))
+        .for_update()
         .first(conn)
         .await
         .optional()
-        .context("reading a quota")?;
-    let Some((total, used, period)) = quota else { return Ok(()) };
+        .context("locking a quota")?;
+    let Some((total, used, period)) = quota else { return Ok(None) };
     let in_flight: i64 = pt::table
         .filter(pt::user_id.eq(user_id))
         .filter(pt::task_type.eq(task_type::VIDEO_CLIP))
@@ -80,13 +106,7 @@ pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64,
         .get_result(conn)
         .await
         .context("counting a user's active tasks")?;
-    if used + in_flight + new > total {
-        return Err(BadInput::new(format!(
-            "quota {MONTHLY_VIDEOS} of user {username:?} exceeded: {used} used + {in_flight} in progress + {new} new > {total} ({period}; --force to override)"
-        ))
-        .into());
-    }
-    Ok(())
+    Ok(Some((total, used, in_flight, period)))
 }
 
 /// Counts completed video tasks against their users' quotas: `user_ids`

@@ -76,6 +76,8 @@ pub struct StoredObject {
     /// The key, relative to the storage root or bucket prefix.
     pub key: String,
     pub size: u64,
+    /// When it was last written, where the storage says (for `enqueue gc`).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// A stored file available on the local disk (see [`Storage::open_local`]).
@@ -359,6 +361,21 @@ impl Storage {
         }
     }
 
+    /// Deletes every object under `dir/` and returns how many there were:
+    /// how a refused attempt's clips are discarded.
+    pub async fn delete_all_under(&self, dir: &str) -> anyhow::Result<usize> {
+        anyhow::ensure!(!dir.trim_matches('/').is_empty(), "refusing to delete the whole storage");
+        let objects = self.list(dir).await?;
+        for object in &objects {
+            self.delete(&object.key).await?;
+        }
+        if let Storage::Local { root } = self {
+            // Leave no empty directory behind (best effort).
+            let _ = tokio::fs::remove_dir(root.join(dir.trim_end_matches('/'))).await;
+        }
+        Ok(objects.len())
+    }
+
     /// Every stored object whose key starts with `dir/` (everything if `dir`
     /// is empty), sorted by key. Keys are relative to the storage root or
     /// bucket prefix, as given to [`Storage::put_file`].
@@ -384,7 +401,7 @@ impl Storage {
                         if meta.is_dir() {
                             pending.push((entry.path(), child));
                         } else if !name.ends_with(".partial") {
-                            objects.push(StoredObject { key: child, size: meta.len() });
+                            objects.push(StoredObject { key: child, size: meta.len(), modified: meta.modified().ok() });
                         }
                     }
                 }
@@ -408,7 +425,11 @@ impl Storage {
                     .into_iter()
                     .flat_map(|page| page.contents)
                     .filter(|o| o.key.len() > strip)
-                    .map(|o| StoredObject { key: o.key[strip..].to_string(), size: o.size })
+                    .map(|o| StoredObject {
+                        key: o.key[strip..].to_string(),
+                        size: o.size,
+                        modified: chrono::DateTime::parse_from_rfc3339(&o.last_modified).ok().map(std::time::SystemTime::from),
+                    })
                     .collect()
             }
         };
@@ -774,7 +795,8 @@ mod tests {
         drop(copy);
         assert_eq!(storage.fetch_to("videos/1/a.mp4", &root.join("out/b.mp4")).await.unwrap(), 5);
         let listed = storage.list("videos").await.unwrap();
-        assert_eq!(listed, vec![StoredObject { key: "videos/1/a.mp4".into(), size: 5 }]);
+        assert_eq!(listed.iter().map(|o| (o.key.as_str(), o.size)).collect::<Vec<_>>(), vec![("videos/1/a.mp4", 5)]);
+        assert!(listed[0].modified.is_some());
         let err = storage.open_local("videos/1/none.mp4", &root).await.unwrap_err();
         assert_eq!(crate::bad_input_reason(&err).unwrap().to_string(), "stored file videos/1/none.mp4 is missing");
         let err = storage.fetch_to("videos/1/none.mp4", &root.join("out/c.mp4")).await.unwrap_err();

@@ -96,7 +96,8 @@ pub async fn queue_due_tasks(
     high_priority_threshold: i8,
 ) -> anyhow::Result<Vec<DueTask>> {
     // The index hints keep MariaDB from choosing a filesort, which would make
-    // SKIP LOCKED lock every pending row (NOTES.md).
+    // SKIP LOCKED lock every pending row (seen on MariaDB 10.11: with a
+    // filesort the first claimer locks them all).
     let query = match selection {
         DueSelection::ByPriority => format!(
             "SELECT id, task_id, priority FROM processing_tasks FORCE INDEX (idx_queue) \
@@ -337,6 +338,10 @@ struct LockedTask {
     max_retries: i8,
     #[diesel(sql_type = Bool)]
     lease_valid: bool,
+    #[diesel(sql_type = BigInt)]
+    video_id: i64,
+    #[diesel(sql_type = Text)]
+    task_type: String,
 }
 
 /// Backoff before retry number `retry` (1-based): exponential from
@@ -372,7 +377,7 @@ pub async fn finish_tasks(
     conn.transaction(async move |conn| -> anyhow::Result<Vec<Finished>> {
         let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
         let locked: Vec<LockedTask> = diesel::sql_query(format!(
-            "SELECT id, lease_owner, attempts, status, retry_count, max_retries, \
+            "SELECT id, lease_owner, attempts, status, retry_count, max_retries, video_id, task_type, \
              COALESCE(lease_expires_at > NOW(3), FALSE) AS lease_valid \
              FROM processing_tasks WHERE id IN ({}) FOR UPDATE",
             ids.join(",")
@@ -388,6 +393,7 @@ pub async fn finish_tasks(
         let mut segments = Vec::new();
         let mut video_updates = Vec::new();
         let mut quota_users = Vec::new();
+        let mut failed_videos = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
                 row.status == TaskStatus::Processing.code()
@@ -459,6 +465,9 @@ pub async fn finish_tasks(
                             .execute(conn)
                             .await
                             .context("marking a task failed")?;
+                        if row.task_type == crate::models::task_type::VIDEO_CLIP {
+                            failed_videos.push(row.video_id);
+                        }
                         report.push(Finished::Committed(TaskStatus::Failed));
                     }
                 }
@@ -500,6 +509,13 @@ pub async fn finish_tasks(
                 .await
                 .context("writing video metadata")?;
         }
+        if !failed_videos.is_empty() {
+            diesel::update(videos::table.filter(videos::id.eq_any(&failed_videos)))
+                .set(videos::status.eq(crate::videos::status::FAILED))
+                .execute(conn)
+                .await
+                .context("marking videos failed")?;
+        }
         Ok(report)
     })
     .await
@@ -527,12 +543,23 @@ pub async fn record_progress(
     Ok(n == 1)
 }
 
+/// What the lease reaper did: the tasks it moved, with the status each now
+/// has, so the caller can write their `task:status` keys.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// `(task_id, new status, current_step)` of every task that changed.
+    pub changed: Vec<(String, TaskStatus, String)>,
+    pub requeued: usize,
+    pub failed: usize,
+}
+
 /// Returns running tasks whose lease expired to pending (`retry_count + 1`,
 /// queued again at once), or fails those that used up `max_retries`.
-/// Returns (requeued, failed). Finds candidates with a plain read (running
-/// rows are few and the read takes no locks), then updates them by primary
-/// key with the expiry re-checked, so a lease renewed in between is kept.
-pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<(usize, usize)> {
+/// Finds candidates with a plain read (running rows are few and the read
+/// takes no locks), then updates them by primary key with the expiry
+/// re-checked, so a lease renewed in between is kept. Returns the tasks it
+/// changed (read back after the updates) so their cached status is fixed.
+pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<Reaped> {
     let expired: Vec<i64> = pt::table
         .filter(pt::status.eq(TaskStatus::Processing.code()))
         .filter(pt::lease_expires_at.lt(now3().nullable()))
@@ -542,24 +569,36 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
         .await
         .context("looking for expired leases")?;
     if expired.is_empty() {
-        return Ok((0, 0));
+        return Ok(Reaped::default());
     }
     let ids = expired.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let running = TaskStatus::Processing.code();
     let failed = diesel::sql_query(format!(
         "UPDATE processing_tasks SET status = {failed}, \
          error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
-         current_step = 'failed', completed_at = NOW(), lease_expires_at = NULL \
+         current_step = '{REAPED_FAILED_STEP}', completed_at = NOW(), lease_expires_at = NULL \
          WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
         failed = TaskStatus::Failed.code(),
     ))
     .execute(conn)
     .await
     .context("failing tasks whose lease expired too often")?;
+    if failed > 0 {
+        diesel::sql_query(format!(
+            "UPDATE videos SET status = {video_failed} WHERE id IN (SELECT video_id FROM processing_tasks \
+             WHERE id IN ({ids}) AND status = {failed} AND task_type = '{video_clip}' AND current_step = '{REAPED_FAILED_STEP}')",
+            video_failed = crate::videos::status::FAILED,
+            failed = TaskStatus::Failed.code(),
+            video_clip = crate::models::task_type::VIDEO_CLIP,
+        ))
+        .execute(conn)
+        .await
+        .context("marking the videos of failed tasks failed")?;
+    }
     let requeued = diesel::sql_query(format!(
         "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
          retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
-         current_step = 'lease expired', \
+         current_step = '{REAPED_STEP}', \
          error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
          WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3)",
         pending = TaskStatus::Pending.code(),
@@ -567,8 +606,30 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
     .execute(conn)
     .await
     .context("requeueing tasks whose lease expired")?;
-    Ok((requeued, failed))
+    let mut changed = Vec::new();
+    if requeued + failed > 0 {
+        // Only rows this call moved carry its step names; a lease renewed in
+        // between is still processing and keeps its cached status.
+        let rows: Vec<(String, i8, Option<String>)> = pt::table
+            .filter(pt::id.eq_any(&expired))
+            .filter(pt::current_step.eq_any([REAPED_STEP, REAPED_FAILED_STEP]))
+            .filter(pt::status.eq_any([TaskStatus::Pending.code(), TaskStatus::Failed.code()]))
+            .select((pt::task_id, pt::status, pt::current_step))
+            .load(conn)
+            .await
+            .context("reading back reaped tasks")?;
+        changed = rows
+            .into_iter()
+            .filter_map(|(id, code, step)| Some((id, TaskStatus::from_code(code).ok()?, step.unwrap_or_default())))
+            .collect();
+    }
+    Ok(Reaped { changed, requeued, failed })
 }
+
+/// `current_step` of a task the reaper sent back to pending.
+pub const REAPED_STEP: &str = "lease expired";
+/// `current_step` of a task the reaper failed (lease expired too often).
+pub const REAPED_FAILED_STEP: &str = "failed";
 
 /// True while any task is pending (queued or not) or running: what
 /// `--exit-when-idle` waits for.
@@ -653,7 +714,7 @@ pub async fn failed_since(conn: &mut PooledConnection<'_>, since: NaiveDateTime,
 /// running one loses its lease at once, so its worker cannot commit and
 /// stops it at its next lease check.
 pub async fn cancel_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<usize> {
-    diesel::update(
+    let cancelled = diesel::update(
         pt::table
             .filter(pt::task_id.eq_any(task_ids))
             .filter(pt::status.le(TaskStatus::Processing.code())),
@@ -666,7 +727,25 @@ pub async fn cancel_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) 
     ))
     .execute(conn)
     .await
-    .context("cancelling tasks")
+    .context("cancelling tasks")?;
+    if cancelled > 0 {
+        // A video whose task stopped half-way is back to "uploaded".
+        let cancelled_videos = pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq(TaskStatus::Cancelled.code()))
+            .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
+            .select(pt::video_id);
+        diesel::update(
+            videos::table
+                .filter(videos::id.eq_any(cancelled_videos))
+                .filter(videos::status.eq(crate::videos::status::PROCESSING)),
+        )
+        .set(videos::status.eq(crate::videos::status::UPLOADED))
+        .execute(conn)
+        .await
+        .context("marking cancelled tasks' videos uploaded")?;
+    }
+    Ok(cancelled)
 }
 
 /// Makes the failed or cancelled tasks among `task_ids` pending again with
@@ -718,6 +797,10 @@ pub struct IdleVideoBatch {
     pub skipped_completed: usize,
     /// Candidates dropped because their video row no longer exists.
     pub vanished: usize,
+    /// Candidates dropped because their owner's `monthly_videos` quota is
+    /// used up (only with `check_quotas`), and those owners' ids.
+    pub skipped_quota: usize,
+    pub over_quota_users: Vec<i64>,
     /// How many candidates, from the start of the input, were decided on:
     /// all of them unless `max_new` was reached first. Whoever resumes
     /// after this batch starts after candidate `examined - 1`'s video.
@@ -740,6 +823,7 @@ pub async fn insert_tasks_for_idle_videos(
     skip_completed: bool,
     max_new: usize,
     write: bool,
+    check_quotas: bool,
 ) -> anyhow::Result<IdleVideoBatch> {
     if tasks.is_empty() {
         return Ok(IdleVideoBatch::default());
@@ -802,6 +886,9 @@ pub async fn insert_tasks_for_idle_videos(
                 batch.created.push(task);
             }
         }
+        if write && check_quotas && task_type == crate::models::task_type::VIDEO_CLIP {
+            drop_over_quota(conn, &mut batch).await?;
+        }
         if write && !batch.created.is_empty() {
             diesel::insert_into(pt::table)
                 .values(batch.created.as_slice())
@@ -812,6 +899,37 @@ pub async fn insert_tasks_for_idle_videos(
         Ok(batch)
     })
     .await
+}
+
+/// Drops from `batch.created` the tasks of users whose `monthly_videos`
+/// quota has no room for them (keeping as many per user as fit, oldest
+/// video first); the quota rows stay locked until the transaction ends.
+async fn drop_over_quota(conn: &mut PooledConnection<'_>, batch: &mut IdleVideoBatch) -> anyhow::Result<()> {
+    let mut users: Vec<i64> = batch.created.iter().map(|t| t.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let mut room = std::collections::HashMap::new();
+    for user_id in users {
+        if let Some(left) = crate::quotas::monthly_videos_left(conn, user_id).await? {
+            room.insert(user_id, left);
+        }
+    }
+    let before = batch.created.len();
+    let mut over = std::collections::BTreeSet::new();
+    batch.created.retain(|task| match room.get_mut(&task.user_id) {
+        None => true,
+        Some(left) if *left > 0 => {
+            *left -= 1;
+            true
+        }
+        Some(_) => {
+            over.insert(task.user_id);
+            false
+        }
+    });
+    batch.skipped_quota += before - batch.created.len();
+    batch.over_quota_users.extend(over);
+    Ok(())
 }
 
 /// Which tasks [`list_tasks`] returns; empty fields do not filter.

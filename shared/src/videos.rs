@@ -133,3 +133,50 @@ pub async fn page_after(
         .map(|(id, user_id)| VideoOwner { id, user_id, username: names.get(&user_id).cloned().unwrap_or_default() })
         .collect())
 }
+
+/// `videos.status` values (the seed: 1 uploaded, 2 processing, 3 completed,
+/// 4 failed). A video follows its latest `video_clip` task.
+pub mod status {
+    pub const UPLOADED: i8 = 1;
+    pub const PROCESSING: i8 = 2;
+    pub const COMPLETED: i8 = 3;
+    pub const FAILED: i8 = 4;
+}
+
+/// Locks the user's row until the transaction ends, so enqueues for one
+/// user (quota decisions, reuse of stored files) happen one at a time.
+pub async fn lock_owner(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<()> {
+    crate::schema::users::table
+        .find(user_id)
+        .select(crate::schema::users::id)
+        .for_update()
+        .first::<i64>(conn)
+        .await
+        .context("locking the user row")?;
+    Ok(())
+}
+
+/// The storage key of a video this user already stored with the same
+/// SHA-256, if any: a re-upload reuses that object instead of a copy.
+pub async fn stored_file_with_hash(conn: &mut PooledConnection<'_>, user_id: i64, file_hash: &str) -> anyhow::Result<Option<String>> {
+    videos::table
+        .filter(videos::user_id.eq(user_id))
+        .filter(videos::file_hash.eq(file_hash))
+        .filter(videos::file_path.not_like("noop://%"))
+        .order(videos::id.desc())
+        .select(videos::file_path)
+        .first(conn)
+        .await
+        .optional()
+        .context("looking for a stored copy of the same file")
+}
+
+/// Moves a video to `videos.status` PROCESSING (its task has started).
+pub async fn mark_processing(conn: &mut PooledConnection<'_>, video_id: i64) -> anyhow::Result<()> {
+    diesel::update(videos::table.find(video_id))
+        .set(videos::status.eq(status::PROCESSING))
+        .execute(conn)
+        .await
+        .context("marking a video processing")?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! the tests share them. See `main.rs` for how they are wired together.
 
 pub mod cancel;
+pub mod deadline;
 pub mod fetch;
 pub mod finisher;
 pub mod heartbeat;

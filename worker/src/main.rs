@@ -45,9 +45,33 @@ struct Cli {
     /// workers on one machine should share the cores: threads x workers <= cores
     #[arg(long, env = "WHISPER_THREADS")]
     whisper_threads: Option<usize>,
+    /// Every step of a video task (fetch, probe, audio, transcribe, cut)
+    /// may take this many seconds plus `--step-timeout-factor` seconds per
+    /// second of video; past it the step is killed and the attempt retried
+    #[arg(long, env = "STEP_TIMEOUT_BASE_SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
+    step_timeout_base_seconds: f64,
+    /// Seconds a step may take per second of video, on top of the base
+    #[arg(long, env = "STEP_TIMEOUT_FACTOR", default_value_t = 5.0, value_parser = non_negative)]
+    step_timeout_factor: f64,
     /// Exit 0 once no task is pending, queued or running
     #[arg(long)]
     exit_when_idle: bool,
+}
+
+/// A number of seconds above zero (and at most a week).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 604_800.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a number of seconds between 0 and 604800")),
+    }
+}
+
+/// A finite number of at least zero (and at most 1000).
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a number between 0 and 1000")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -127,8 +151,14 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
                 shared::tasks::Finished::LeaseLost => "lease_lost",
             };
             metrics::counter!("videoclip_tasks_finished_total", "task_type" => task.task_type.clone(), "outcome" => outcome).increment(1);
+            if finished != shared::tasks::Finished::Committed(shared::models::TaskStatus::Completed) {
+                jobs::discard_attempt(&task, &state.services).await;
+            }
         }
-        Err(e) => tracing::error!(task_id = %task.task_id, "outcome not committed: {e}"),
+        Err(e) => {
+            tracing::error!(task_id = %task.task_id, "outcome not committed: {e}");
+            jobs::discard_attempt(&task, &state.services).await;
+        }
     }
     state.held.remove(&task.task_id);
     Ok(())
@@ -190,6 +220,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         queue: queue.clone(),
         storage: shared::storage::Storage::from_url(&cli.settings.storage_url)?,
         transcriber: load_transcriber(cli.settings.whisper_model.as_deref(), cli.whisper_threads)?,
+        step_limits: worker::deadline::StepLimits {
+            base: Duration::from_secs_f64(cli.step_timeout_base_seconds),
+            factor: cli.step_timeout_factor,
+        },
     };
     let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone(), services });
 

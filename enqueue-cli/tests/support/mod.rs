@@ -182,6 +182,33 @@ impl TestEnv {
         self.command(bin).args(args).stdout(Stdio::null()).stderr(log).spawn().expect("spawning")
     }
 
+    /// Every file in this test's `file://` storage, as storage keys (paths
+    /// relative to the root), sorted.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![self.storage.clone()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    found.push(entry.path().strip_prefix(&self.storage).unwrap().to_string_lossy().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// A `mariadb` client on this test's database, for tests that hold a
+    /// session open (feed it statements on stdin).
+    pub fn sql_client(&self) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.args(["--no-defaults", "-N", "-B", "--unbuffered", "-uroot", "-h", &self.host, "-P", &self.port, &self.database]);
+        cmd
+    }
+
     /// Runs SQL and returns rows of tab-separated columns.
     pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
         let out = self.sql_exec(query, true);

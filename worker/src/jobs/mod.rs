@@ -6,6 +6,7 @@ mod noop;
 pub mod video_clip;
 
 use crate::cancel::Cancel;
+use crate::deadline::StepLimits;
 use crate::pipeline::transcribe::Transcriber;
 use crate::progress::Progress;
 use shared::db::Pool;
@@ -22,6 +23,8 @@ pub struct Services {
     pub storage: Storage,
     /// Loaded once per process; `None` if this worker has no model.
     pub transcriber: Option<Arc<Transcriber>>,
+    /// Time limits of a video task's steps.
+    pub step_limits: StepLimits,
 }
 
 /// Runs `task` to its outcome.
@@ -35,9 +38,31 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Ou
                 storage: &services.storage,
                 transcriber: services.transcriber.as_deref(),
                 progress: &progress,
+                limits: services.step_limits,
             };
             video_clip::run(task, cancel, &deps).await
         }
         other => Outcome::Failed { reason: format!("unknown task_type {other:?}"), retryable: false },
     }
 }
+
+/// Removes what an attempt stored when its outcome was not committed as
+/// completed (failed, retried, refused because the lease was lost or the
+/// task cancelled): nothing refers to those objects, and nothing will.
+/// Best effort; `enqueue gc` removes whatever this misses (a killed worker).
+pub async fn discard_attempt(task: &ClaimedTask, services: &Services) {
+    if task.task_type != task_type::VIDEO_CLIP {
+        return;
+    }
+    let prefix = video_clip::attempt_prefix(task);
+    // Bounded: a storage server that hangs must not hold the task's slot.
+    match tokio::time::timeout(DISCARD_TIMEOUT, services.storage.delete_all_under(&prefix)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(task_id = %task.task_id, objects = n, "removed the objects of an attempt that did not complete"),
+        Ok(Err(e)) => tracing::warn!(task_id = %task.task_id, "could not remove {prefix}: {}", shared::one_line(&e)),
+        Err(_) => tracing::warn!(task_id = %task.task_id, "could not remove {prefix} within {DISCARD_TIMEOUT:?} (enqueue gc will)"),
+    }
+}
+
+/// Longest wait for removing a discarded attempt's objects.
+const DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

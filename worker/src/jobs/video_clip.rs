@@ -6,6 +6,7 @@
 //! permanent (the input is bad: fail at once) and transient (retry).
 
 use crate::cancel::Cancel;
+use crate::deadline::{self, run_step, StepLimits};
 use crate::pipeline::detect::{self, DetectionConfig, LexiconScorer, SellingPoint};
 use crate::pipeline::media::{self, CutRequest, MediaError};
 use crate::pipeline::transcribe::{TranscribeOptions, Transcriber};
@@ -28,6 +29,8 @@ pub struct Deps<'a> {
     pub storage: &'a Storage,
     pub transcriber: Option<&'a Transcriber>,
     pub progress: &'a Progress,
+    /// Time limit of each step, scaled to the video's duration.
+    pub limits: StepLimits,
 }
 
 /// Runs one video task to its outcome.
@@ -37,6 +40,11 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>) -> Outcom
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     match result {
         Ok(completion) => Outcome::Completed(Box::new(completion)),
+        // A step past its limit is retried: the next attempt may well run
+        // on a healthier machine or storage.
+        Err(err) if deadline::timed_out(&err).is_some() && !cancel.is_cancelled() => {
+            Outcome::Failed { reason: shared::one_line(&err), retryable: true }
+        }
         Err(err) if cancel.is_cancelled() || media::is_cancelled(&err) => {
             Outcome::Failed { reason: "stopped: task cancelled or lease lost".into(), retryable: false }
         }
@@ -107,11 +115,19 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         shared::videos::find_video(&mut conn, task.video_id).await?
     }
     .ok_or_else(|| BadInput::new(format!("video {} does not exist", task.video_id)))?;
+    {
+        let mut conn = shared::db::conn(deps.pool).await?;
+        shared::videos::mark_processing(&mut conn, task.video_id).await?;
+    }
     let name = video.original_filename.clone();
-    let local = tokio::select! {
-        local = deps.storage.open_local(&video.file_path, scratch) => local.with_context(|| name.clone())?,
-        _ = cancel.cancelled() => anyhow::bail!("cancelled while fetching {}", video.file_path),
-    };
+    let limits = deps.limits;
+    // The duration probed at enqueue sizes the limits until this run's own
+    // probe knows better.
+    let mut media_seconds = video.duration.as_ref().and_then(|d| d.to_string().parse::<f64>().ok()).unwrap_or(0.0);
+    let local = run_step("fetch", limits, media_seconds, cancel, |_| async {
+        deps.storage.open_local(&video.file_path, scratch).await.with_context(|| name.clone())
+    })
+    .await?;
     let source: PathBuf = local.path().to_path_buf();
     let size = local.size();
     if size == 0 {
@@ -121,10 +137,15 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
 
     // Probe.
     progress.step("probing", 5).await;
-    let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
-    shared::probe::check_complete(&source)
-        .await
-        .map_err(|e| BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e))))?;
+    let info = run_step("probe", limits, media_seconds, cancel, |_| async {
+        let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
+        shared::probe::check_complete(&source)
+            .await
+            .map_err(|e| BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e))))?;
+        Ok(info)
+    })
+    .await?;
+    media_seconds = info.duration;
     if !info.has_audio {
         return Err(BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into());
     }
@@ -135,12 +156,18 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         frame_rate: (info.avg_fps > 0.0 && info.avg_fps < 1000.0).then(|| decimal(info.avg_fps, 2)),
         bitrate: info.bit_rate.map(|b| b as i64),
         mime_type: Some(if info.container.contains("mp4") { "video/mp4" } else { "video/x-matroska" }.to_string()),
+        status: Some(shared::videos::status::COMPLETED),
+        thumbnail_url: None,
     };
     lap("probe", &mut timings);
 
     // Audio.
     progress.step("extracting audio", 8).await;
-    let samples = media::extract_audio(&source, cancel).await.map_err(|e| bad_media(e, &name))?;
+    let (source_path, name_ref): (&Path, &str) = (&source, &name);
+    let samples = run_step("audio", limits, media_seconds, cancel, |step| async move {
+        media::extract_audio(source_path, &step).await.map_err(|e| bad_media(e, name_ref))
+    })
+    .await?;
     lap("audio", &mut timings);
 
     // Transcribe.
@@ -152,16 +179,19 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
-    let transcription = transcriber.transcribe(samples, &options, cancel, move |p| {
-        let _ = sender.send(p);
-    });
-    tokio::pin!(transcription);
-    let transcript = loop {
-        tokio::select! {
-            result = &mut transcription => break result?,
-            Some(percent) = receiver.recv() => progress.within(10 + (percent.clamp(0, 100) * 60 / 100) as i8).await,
+    let transcript = run_step("transcribe", limits, media_seconds, cancel, |step| async move {
+        let transcription = transcriber.transcribe(samples, &options, &step, move |p| {
+            let _ = sender.send(p);
+        });
+        tokio::pin!(transcription);
+        loop {
+            tokio::select! {
+                result = &mut transcription => break result,
+                Some(percent) = receiver.recv() => progress.within(10 + (percent.clamp(0, 100) * 60 / 100) as i8).await,
+            }
         }
-    };
+    })
+    .await?;
     lap("transcribe", &mut timings);
     if let Some(seconds) = timings.get("transcribe").and_then(|v| v.as_f64()).filter(|_| audio_seconds > 0.0) {
         metrics::histogram!("videoclip_whisper_real_time_factor").record(seconds / audio_seconds);
@@ -182,17 +212,28 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     // Clips are independent: cut them in parallel, one per core (whisper is
     // done by now, so the cores are free). Results keep the clips' order.
     let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
-    let mut cut_clips = Vec::with_capacity(detection.selling_points.len());
-    for batch in detection.selling_points.chunks(parallel) {
-        let mut running = Vec::with_capacity(batch.len());
-        for point in batch {
-            running.push(cut_one(task, point, &source, &info, ext, scratch, cancel, deps.storage));
+    let (points, info_ref) = (&detection.selling_points, &info);
+    let (cut_clips, video_thumb) = run_step("cut_and_store", limits, media_seconds, cancel, |step| async move {
+        // The video's own still (`videos.thumbnail_url`), from its first second.
+        let still = scratch.join("video.jpg");
+        media::thumbnail(source_path, (info_ref.duration / 2.0).min(1.0), &still, &step).await?;
+        let video_thumb = format!("{}/video.jpg", attempt_prefix(task));
+        deps.storage.put_file(&still, &video_thumb).await?;
+        let mut cut_clips = Vec::with_capacity(points.len());
+        for batch in points.chunks(parallel) {
+            let mut running = Vec::with_capacity(batch.len());
+            for point in batch {
+                running.push(cut_one(task, point, source_path, info_ref, ext, scratch, &step, deps.storage));
+            }
+            for cut in futures_util::future::join_all(running).await {
+                cut_clips.push(cut?);
+            }
+            progress.within(75 + (cut_clips.len() * 20 / total) as i8).await;
         }
-        for cut in futures_util::future::join_all(running).await {
-            cut_clips.push(cut?);
-        }
-        progress.within(75 + (cut_clips.len() * 20 / total) as i8).await;
-    }
+        Ok((cut_clips, video_thumb))
+    })
+    .await?;
+    let metadata = VideoMetadata { thumbnail_url: Some(video_thumb), ..metadata };
     let mut segments = Vec::new();
     let mut results = Vec::new();
     for CutClip { point, segment_id, report, clip_key, clip_size, thumb_key } in cut_clips {
@@ -258,12 +299,20 @@ async fn cut_one<'a>(
     let report = media::cut_clip(source, &clip, &request, info, cancel, |_| {}).await?;
     let at = report.start + (report.duration / 2.0).min(1.0);
     media::thumbnail(source, at, &thumb, cancel).await?;
-    let prefix = format!("clips/{}/{}", task.user_id, task.task_id);
+    let prefix = attempt_prefix(task);
     let clip_key = format!("{prefix}/{segment_id}.{ext}");
     let thumb_key = format!("{prefix}/{segment_id}.jpg");
     let clip_size = storage.put_file(&clip, &clip_key).await?;
     storage.put_file(&thumb, &thumb_key).await?;
     Ok(CutClip { point, segment_id, report, clip_key, clip_size, thumb_key })
+}
+
+/// Where one attempt of a task stores its clips and thumbnails:
+/// `clips/{user_id}/{task_id}/attempt-{n}`. Each attempt writes under its
+/// own prefix, so a refused attempt's objects are removed without touching
+/// the committed ones (see [`super::discard_attempt`]).
+pub fn attempt_prefix(task: &ClaimedTask) -> String {
+    shared::references::attempt_prefix(task.user_id, &task.task_id, task.attempts)
 }
 
 fn uuid_v7() -> String {

@@ -3,8 +3,8 @@
 //! The model is loaded once per worker process ([`Transcriber::load`]) and
 //! shared; each transcription gets its own whisper state. whisper.cpp is
 //! CPU-bound, so a semaphore lets only as many transcriptions run at once as
-//! there are cores for their threads (NOTES.md: oversubscribed threads are
-//! up to 5x slower). Cancellation and deadlines reach whisper through its
+//! there are cores for their threads (measured here: oversubscribed threads
+//! are up to 5x slower). Cancellation and deadlines reach whisper through its
 //! abort callback, progress through its progress callback.
 //!
 //! Output is the detector's [`Transcript`]: segments with token timestamps.
@@ -107,7 +107,8 @@ fn run_whisper(
         params.set_initial_prompt(prompt);
     }
     let abort = cancel.clone();
-    // A boxed closure: whisper-rs 0.16 ignores a plain one (NOTES.md).
+    // A boxed closure: whisper-rs 0.16 ignores a plain one (seen here:
+    // `set_abort_callback_safe` with a bare closure never aborted).
     let abort: Box<dyn FnMut() -> bool> = Box::new(move || abort.is_cancelled());
     params.set_abort_callback_safe(abort);
     params.set_progress_callback_safe(on_progress);
