@@ -34,7 +34,8 @@ pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     establish(url).await?;
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(|url| Box::pin(establish_read_committed(url.to_string())));
-    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
+    let manager =
+        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(30))
@@ -63,7 +64,10 @@ async fn establish_read_committed(url: String) -> diesel::ConnectionResult<Async
 /// database cannot be reached with this URL.
 pub async fn establish(url: &str) -> anyhow::Result<AsyncMysqlConnection> {
     if url.trim().is_empty() {
-        return Err(BadInput::new("DATABASE_URL is not set (flag --database-url, the environment or .env)").into());
+        return Err(BadInput::new(
+            "DATABASE_URL is not set (flag --database-url, the environment or .env)",
+        )
+        .into());
     }
     match tokio::time::timeout(CONNECT_TIMEOUT, AsyncMysqlConnection::establish(url)).await {
         Ok(Ok(conn)) => Ok(conn),

@@ -95,7 +95,10 @@ async fn connect_client(url: &str) -> anyhow::Result<Client> {
         .build()
         .context("building the Redis client")?;
     client.init().await.map_err(|e| {
-        BadInput::new(format!("cannot connect to Redis at {}: {e}", redact_url(url)))
+        BadInput::new(format!(
+            "cannot connect to Redis at {}: {e}",
+            redact_url(url)
+        ))
     })?;
     Ok(client)
 }
@@ -109,7 +112,9 @@ pub struct Queue {
 impl Queue {
     /// Connects to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Queue { client: connect_client(url).await? })
+        Ok(Queue {
+            client: connect_client(url).await?,
+        })
     }
 
     /// Appends task ids to the tail of their lists (or, with `to_front`, to
@@ -123,7 +128,9 @@ impl Queue {
         let mut high = Vec::new();
         let mut normal = Vec::new();
         for &(task_id, priority) in tasks {
-            if to_front || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE {
+            if to_front
+                || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE
+            {
                 high.push(task_id.to_string());
             } else {
                 normal.push(task_id.to_string());
@@ -153,14 +160,19 @@ impl Queue {
         let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
         let _: () = pipeline.llen(NORMAL_QUEUE).await?;
         let _: () = pipeline.exists(EPOCH_KEY).await?;
-        let (high, normal, epoch): (u64, u64, u64) = pipeline.all().await.context("reading queue lengths")?;
+        let (high, normal, epoch): (u64, u64, u64) =
+            pipeline.all().await.context("reading queue lengths")?;
         Ok((high, normal, epoch > 0))
     }
 
     /// Marks the queues as built by this Redis instance (see [`EPOCH_KEY`]).
     pub async fn set_epoch(&self) -> anyhow::Result<()> {
         let stamp = chrono::Utc::now().to_rfc3339();
-        let _: () = self.client.set(EPOCH_KEY, stamp, None, None, false).await.context("setting queue:epoch")?;
+        let _: () = self
+            .client
+            .set(EPOCH_KEY, stamp, None, None, false)
+            .await
+            .context("setting queue:epoch")?;
         Ok(())
     }
 
@@ -172,7 +184,13 @@ impl Queue {
         for (task_id, status) in statuses {
             let json = serde_json::to_string(status)?;
             let _: () = pipeline
-                .set(status_key(task_id), json, Some(Expiration::EX(STATUS_TTL_SECONDS)), None, false)
+                .set(
+                    status_key(task_id),
+                    json,
+                    Some(Expiration::EX(STATUS_TTL_SECONDS)),
+                    None,
+                    false,
+                )
                 .await?;
             any = true;
         }
@@ -187,9 +205,16 @@ impl Queue {
     pub async fn mark_worker_alive(&self, id: &str) -> anyhow::Result<()> {
         let now = chrono::Utc::now().timestamp();
         let pipeline = self.client.pipeline();
-        let _: () = pipeline.zadd(WORKERS_KEY, None, None, false, false, (now as f64, id)).await?;
-        let _: () = pipeline.zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64).await?;
-        let _: Vec<Value> = pipeline.all().await.context("recording the worker heartbeat")?;
+        let _: () = pipeline
+            .zadd(WORKERS_KEY, None, None, false, false, (now as f64, id))
+            .await?;
+        let _: () = pipeline
+            .zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64)
+            .await?;
+        let _: Vec<Value> = pipeline
+            .all()
+            .await
+            .context("recording the worker heartbeat")?;
         Ok(())
     }
 
@@ -206,14 +231,23 @@ impl Queue {
 
     /// Forgets worker `id` (it is stopping).
     pub async fn mark_worker_gone(&self, id: &str) -> anyhow::Result<()> {
-        let _: () = self.client.zrem(WORKERS_KEY, id).await.context("removing the worker heartbeat")?;
+        let _: () = self
+            .client
+            .zrem(WORKERS_KEY, id)
+            .await
+            .context("removing the worker heartbeat")?;
         Ok(())
     }
 
     /// The cached status of a task, if the key exists.
     pub async fn get_status(&self, task_id: &str) -> anyhow::Result<Option<CachedStatus>> {
-        let json: Option<String> = self.client.get(status_key(task_id)).await.context("reading task:status")?;
-        json.map(|j| serde_json::from_str(&j).context("parsing task:status")).transpose()
+        let json: Option<String> = self
+            .client
+            .get(status_key(task_id))
+            .await
+            .context("reading task:status")?;
+        json.map(|j| serde_json::from_str(&j).context("parsing task:status"))
+            .transpose()
     }
 
     /// The underlying client, for the rare command not wrapped here.
@@ -231,7 +265,9 @@ pub struct Popper {
 impl Popper {
     /// Connects a client of its own to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Popper { client: connect_client(url).await? })
+        Ok(Popper {
+            client: connect_client(url).await?,
+        })
     }
 
     /// Pops up to `max` task ids, from `queue:high_priority` if it has any,
