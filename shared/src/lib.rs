@@ -22,6 +22,7 @@ pub mod schema;
 pub mod shutdown;
 pub mod storage;
 pub mod tasks;
+pub mod tls;
 pub mod user_configs;
 pub mod users;
 pub mod videos;

@@ -21,9 +21,11 @@
 
 use crate::config::redact_url;
 use crate::models::TaskStatus;
+use crate::tls;
 use crate::BadInput;
 use anyhow::Context;
 use fred::prelude::*;
+use fred::types::config::TlsConnector;
 use fred::types::lists::LMoveDirection;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -79,12 +81,56 @@ impl CachedStatus {
     }
 }
 
+/// The fred configuration for `url`, TLS set up by us for `rediss://`
+/// (and `valkeys://`, `-cluster`, `-sentinel` forms): rustls trusting
+/// `roots` ([`tls::Roots`]: `REDIS_CA_CERT`, else the system store),
+/// verifying the server's certificate and name.
+///
+/// The URL is parsed by fred with its scheme made plaintext so fred never
+/// builds a default connector of its own; the TLS connector is always ours,
+/// and if it cannot be built the URL is refused ([`BadInput`]), never used
+/// without TLS. A CA file given for a plaintext `redis://` URL is refused
+/// as well: it means TLS was wanted.
+pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
+    let shown = redact_url(url);
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .unwrap_or_default();
+    // rediss -> redis, valkeys-cluster -> valkey-cluster, ...
+    let plain_scheme = ["rediss", "valkeys"].iter().find_map(|tls_scheme| {
+        let rest = scheme
+            .to_ascii_lowercase()
+            .strip_prefix(tls_scheme)?
+            .to_string();
+        Some(format!("{}{rest}", &tls_scheme[..tls_scheme.len() - 1]))
+    });
+    let Some(plain_scheme) = plain_scheme else {
+        if let Some(file) = roots.file() {
+            return Err(BadInput::new(format!(
+                "{} is set ({}) but REDIS_URL {shown} is not rediss://: refusing to connect without TLS",
+                roots.var(),
+                file.display()
+            )));
+        }
+        return Config::from_url(url)
+            .map_err(|e| BadInput::new(format!("invalid REDIS_URL {shown}: {e}")));
+    };
+    let client_config = roots
+        .client_config()
+        .map_err(|e| BadInput::new(format!("cannot set up TLS for REDIS_URL {shown}: {e}")))?;
+    let plain_url = format!("{plain_scheme}{}", &url[scheme.len()..]);
+    let mut config = Config::from_url(&plain_url)
+        .map_err(|e| BadInput::new(format!("invalid REDIS_URL {shown}: {e}")))?;
+    config.tls = Some(TlsConnector::from(client_config).into());
+    Ok(config)
+}
+
 /// Builds and connects a fred client that reconnects with backoff forever.
-/// A bad URL is [`BadInput`]; an unreachable server is reported once the
-/// first command fails.
+/// A bad URL or TLS set-up is [`BadInput`] (see [`redis_config`]); an
+/// unreachable server is reported once the first command fails.
 async fn connect_client(url: &str) -> anyhow::Result<Client> {
-    let config = Config::from_url(url)
-        .map_err(|e| BadInput::new(format!("invalid REDIS_URL {}: {e}", redact_url(url))))?;
+    let config = redis_config(url, &tls::Roots::from_env(tls::REDIS_CA_CERT))?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(5);
@@ -95,9 +141,17 @@ async fn connect_client(url: &str) -> anyhow::Result<Client> {
         .build()
         .context("building the Redis client")?;
     client.init().await.map_err(|e| {
-        BadInput::new(format!("cannot connect to Redis at {}: {e}", redact_url(url)))
+        BadInput::new(format!(
+            "cannot connect to Redis at {}: {}",
+            redact_url(url),
+            one_line(&e.to_string())
+        ))
     })?;
     Ok(client)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Shared, multiplexed Redis access for pushes, lengths and status keys.
@@ -109,7 +163,9 @@ pub struct Queue {
 impl Queue {
     /// Connects to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Queue { client: connect_client(url).await? })
+        Ok(Queue {
+            client: connect_client(url).await?,
+        })
     }
 
     /// Appends task ids to the tail of their lists (or, with `to_front`, to
@@ -123,7 +179,9 @@ impl Queue {
         let mut high = Vec::new();
         let mut normal = Vec::new();
         for &(task_id, priority) in tasks {
-            if to_front || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE {
+            if to_front
+                || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE
+            {
                 high.push(task_id.to_string());
             } else {
                 normal.push(task_id.to_string());
@@ -153,14 +211,19 @@ impl Queue {
         let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
         let _: () = pipeline.llen(NORMAL_QUEUE).await?;
         let _: () = pipeline.exists(EPOCH_KEY).await?;
-        let (high, normal, epoch): (u64, u64, u64) = pipeline.all().await.context("reading queue lengths")?;
+        let (high, normal, epoch): (u64, u64, u64) =
+            pipeline.all().await.context("reading queue lengths")?;
         Ok((high, normal, epoch > 0))
     }
 
     /// Marks the queues as built by this Redis instance (see [`EPOCH_KEY`]).
     pub async fn set_epoch(&self) -> anyhow::Result<()> {
         let stamp = chrono::Utc::now().to_rfc3339();
-        let _: () = self.client.set(EPOCH_KEY, stamp, None, None, false).await.context("setting queue:epoch")?;
+        let _: () = self
+            .client
+            .set(EPOCH_KEY, stamp, None, None, false)
+            .await
+            .context("setting queue:epoch")?;
         Ok(())
     }
 
@@ -172,7 +235,13 @@ impl Queue {
         for (task_id, status) in statuses {
             let json = serde_json::to_string(status)?;
             let _: () = pipeline
-                .set(status_key(task_id), json, Some(Expiration::EX(STATUS_TTL_SECONDS)), None, false)
+                .set(
+                    status_key(task_id),
+                    json,
+                    Some(Expiration::EX(STATUS_TTL_SECONDS)),
+                    None,
+                    false,
+                )
                 .await?;
             any = true;
         }
@@ -187,9 +256,16 @@ impl Queue {
     pub async fn mark_worker_alive(&self, id: &str) -> anyhow::Result<()> {
         let now = chrono::Utc::now().timestamp();
         let pipeline = self.client.pipeline();
-        let _: () = pipeline.zadd(WORKERS_KEY, None, None, false, false, (now as f64, id)).await?;
-        let _: () = pipeline.zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64).await?;
-        let _: Vec<Value> = pipeline.all().await.context("recording the worker heartbeat")?;
+        let _: () = pipeline
+            .zadd(WORKERS_KEY, None, None, false, false, (now as f64, id))
+            .await?;
+        let _: () = pipeline
+            .zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64)
+            .await?;
+        let _: Vec<Value> = pipeline
+            .all()
+            .await
+            .context("recording the worker heartbeat")?;
         Ok(())
     }
 
@@ -206,14 +282,23 @@ impl Queue {
 
     /// Forgets worker `id` (it is stopping).
     pub async fn mark_worker_gone(&self, id: &str) -> anyhow::Result<()> {
-        let _: () = self.client.zrem(WORKERS_KEY, id).await.context("removing the worker heartbeat")?;
+        let _: () = self
+            .client
+            .zrem(WORKERS_KEY, id)
+            .await
+            .context("removing the worker heartbeat")?;
         Ok(())
     }
 
     /// The cached status of a task, if the key exists.
     pub async fn get_status(&self, task_id: &str) -> anyhow::Result<Option<CachedStatus>> {
-        let json: Option<String> = self.client.get(status_key(task_id)).await.context("reading task:status")?;
-        json.map(|j| serde_json::from_str(&j).context("parsing task:status")).transpose()
+        let json: Option<String> = self
+            .client
+            .get(status_key(task_id))
+            .await
+            .context("reading task:status")?;
+        json.map(|j| serde_json::from_str(&j).context("parsing task:status"))
+            .transpose()
     }
 
     /// The underlying client, for the rare command not wrapped here.
@@ -231,7 +316,9 @@ pub struct Popper {
 impl Popper {
     /// Connects a client of its own to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Popper { client: connect_client(url).await? })
+        Ok(Popper {
+            client: connect_client(url).await?,
+        })
     }
 
     /// Pops up to `max` task ids, from `queue:high_priority` if it has any,
@@ -261,5 +348,51 @@ impl Popper {
             }
             other => anyhow::bail!("unexpected BLMPOP reply {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn ca() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ca.pem")
+    }
+
+    #[test]
+    fn rediss_gets_our_tls_and_redis_none() {
+        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
+        let config = redis_config("rediss://:pw@127.0.0.1:6380/2", &roots).unwrap();
+        assert!(config.tls.is_some());
+        assert_eq!(config.database, Some(2));
+        assert_eq!(config.password.as_deref(), Some("pw"));
+        let plain = tls::Roots::new(tls::REDIS_CA_CERT, None);
+        assert!(redis_config("redis://127.0.0.1:6379/0", &plain)
+            .unwrap()
+            .tls
+            .is_none());
+    }
+
+    #[test]
+    fn rediss_without_usable_roots_is_refused() {
+        let roots = tls::Roots::new(
+            tls::REDIS_CA_CERT,
+            Some(PathBuf::from("/nonexistent/ca.pem")),
+        );
+        let err = redis_config("rediss://:secret@127.0.0.1:6380/0", &roots).unwrap_err();
+        assert!(
+            err.0
+                .contains("cannot read REDIS_CA_CERT file /nonexistent/ca.pem"),
+            "{err}"
+        );
+        assert!(!err.0.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_with_plain_redis_is_refused() {
+        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
+        let err = redis_config("redis://127.0.0.1:6379/0", &roots).unwrap_err();
+        assert!(err.0.contains("not rediss://"), "{err}");
     }
 }

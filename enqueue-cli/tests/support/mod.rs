@@ -307,11 +307,18 @@ pub struct PrivateMariaDb {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra_args: Vec<String>,
 }
 
 impl PrivateMariaDb {
     /// Initialises a data directory under `parent` and starts the server.
     pub fn start(parent: &Path) -> PrivateMariaDb {
+        PrivateMariaDb::start_with(parent, &[])
+    }
+
+    /// Like [`PrivateMariaDb::start`], with more `mariadbd` options (e.g.
+    /// `--ssl-cert=...`), kept for every restart.
+    pub fn start_with(parent: &Path, extra_args: &[String]) -> PrivateMariaDb {
         let dir = parent.join("mariadb");
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("mariadb-install-db")
@@ -322,7 +329,7 @@ impl PrivateMariaDb {
             .status()
             .expect("mariadb-install-db");
         assert!(status.success(), "mariadb-install-db failed");
-        let mut db = PrivateMariaDb { port: free_port(), dir, child: None };
+        let mut db = PrivateMariaDb { port: free_port(), dir, child: None, extra_args: extra_args.to_vec() };
         db.restart();
         db
     }
@@ -338,6 +345,7 @@ impl PrivateMariaDb {
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
             .arg(format!("--log-error={}", self.dir.join("err.log").display()))
             .arg(format!("--port={}", self.port))
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
