@@ -225,4 +225,7 @@ check "redis-cli" redis-tools redis-cli --version
 check "espeak-ng speaks" espeak-ng espeak-ng -v en-us -w "$tmp/hi.wav" "hello"
 check "sox" sox sox -R -n -r 16000 -c 1 -b 16 "$tmp/silence.wav" trim 0 0.1
 
+# --- openssl (enqueue-cli/tests/tls.rs makes a throwaway CA with it) ---------
+check "openssl makes a key" openssl openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key.pem"
+
 exit "$failed"

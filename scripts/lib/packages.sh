@@ -11,8 +11,9 @@
 # scripts/doctor.sh's job.
 
 # Needed at run time, for the tests and to build (cmake and libclang-dev for
-# whisper-rs-sys; espeak-ng and sox to make the fixture videos).  The one list.
-PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox)
+# whisper-rs-sys; espeak-ng and sox to make the fixture videos; openssl for
+# the TLS tests' throwaway certificate authority).  The one list.
+PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl)
 
 # package_installed PKG: true if dpkg has PKG installed ("install ok
 # installed"; "hold ok installed" is installed too, just pinned).  A package
