@@ -184,7 +184,9 @@ fn a_video_in_s3_becomes_clips_and_thumbnails_in_s3() {
     ));
     assert!(!segments.is_empty(), "the air fryer video has selling points");
     let clips = block_on(storage.list(&format!("clips/{user}/{task_id}"))).unwrap();
-    assert_eq!(clips.len(), segments.len() * 2, "one clip and one thumbnail per segment: {clips:?}");
+    assert_eq!(clips.len(), segments.len() * 2 + 1, "one clip and one thumbnail per segment, and the video's still: {clips:?}");
+    let still = env.sql("SELECT thumbnail_url FROM videos")[0][0].clone();
+    assert!(clips.iter().any(|o| o.key == still), "the video's still {still} not in the bucket");
     for segment in &segments {
         let clip = clips.iter().find(|o| o.key == segment[0]).unwrap_or_else(|| panic!("{} not in the bucket", segment[0]));
         assert_eq!(clip.size.to_string(), segment[2], "stored size");
