@@ -61,6 +61,9 @@ printf '#include <vector>\nint main() { std::vector<int> v{1}; return v[0] - 1; 
 check "C++ compiler (c++)" g++ \
   sh -c '"${CXX:-c++}" -o "$1/hi-cpp" "$1/hi.cpp" && "$1/hi-cpp"' sh "$tmp"
 check "cmake" cmake cmake --version
+# rustfmt and clippy are rustup components, not Debian packages.
+check "cargo fmt" "the rustup component rustfmt (rustup component add rustfmt)" cargo fmt --version
+check "cargo clippy" "the rustup component clippy (rustup component add clippy)" cargo clippy --version
 
 # --- libclang for bindgen ---------------------------------------------------
 # Finds libclang the way clang-sys does (bindgen's default "runtime" feature:

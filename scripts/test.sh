@@ -29,5 +29,10 @@ fi
 WHISPER_MODEL="$(scripts/fetch-model.sh base)"
 export WHISPER_MODEL
 
+# Lint first: formatting and clippy (warnings are errors; the workspace has
+# no allow-list beyond the few `#[allow]`s in the code, each at its item).
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"

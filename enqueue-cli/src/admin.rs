@@ -34,13 +34,18 @@ pub enum QuotaCommand {
 }
 
 /// Runs a `quota` subcommand.
-pub async fn quota(settings: &Settings, out: &Output, command: QuotaCommand) -> anyhow::Result<ExitCode> {
+pub async fn quota(
+    settings: &Settings,
+    out: &Output,
+    command: QuotaCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         QuotaCommand::Set { user, monthly_videos, reset_period } => {
             let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
             let mut conn = shared::db::conn(&pool).await?;
             let found = shared::users::require_user(&mut conn, &user).await?;
-            shared::quotas::set_monthly_videos(&mut conn, found.id, monthly_videos, &reset_period).await?;
+            shared::quotas::set_monthly_videos(&mut conn, found.id, monthly_videos, &reset_period)
+                .await?;
             out.emit(
                 &json!({ "user": user, "quota_type": shared::quotas::MONTHLY_VIDEOS, "total_quota": monthly_videos, "reset_period": reset_period }),
                 || format!("{user}: {monthly_videos} videos per {}", reset_period.trim_end_matches("ly").replace("dai", "day")),
@@ -64,14 +69,20 @@ pub async fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<ExitCo
 }
 
 /// Runs a `user` subcommand.
-pub async fn user(settings: &Settings, out: &Output, command: UserCommand) -> anyhow::Result<ExitCode> {
+pub async fn user(
+    settings: &Settings,
+    out: &Output,
+    command: UserCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Add { name, email } => {
             if name.is_empty() || name.chars().count() > 50 {
                 return Err(shared::BadInput::new("user name must be 1 to 50 characters").into());
             }
             if !email.contains('@') || email.chars().count() > 100 {
-                return Err(shared::BadInput::new(format!("{email:?} is not an e-mail address")).into());
+                return Err(
+                    shared::BadInput::new(format!("{email:?} is not an e-mail address")).into()
+                );
             }
             let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
             let mut conn = shared::db::conn(&pool).await?;

@@ -24,15 +24,28 @@ impl Audit {
     pub fn for_command(command: &Command, settings: &Settings) -> Option<Audit> {
         let (operation, resource_type, resource_id, username) = match command {
             Command::Migrate => ("migrate", "schema", None, None),
-            Command::User { command: crate::admin::UserCommand::Add { name, .. } } => ("user add", "user", None, Some(name.clone())),
-            Command::Quota { command: crate::admin::QuotaCommand::Set { user, .. } } => ("quota set", "user_quota", None, Some(user.clone())),
+            Command::User { command: crate::admin::UserCommand::Add { name, .. } } => {
+                ("user add", "user", None, Some(name.clone()))
+            }
+            Command::Quota { command: crate::admin::QuotaCommand::Set { user, .. } } => {
+                ("quota set", "user_quota", None, Some(user.clone()))
+            }
             Command::Video(args) => ("video", "processing_task", None, Some(args.user.clone())),
-            Command::Task(args) => ("task", "processing_task", Some(format!("video {}", args.video_id)), None),
+            Command::Task(args) => {
+                ("task", "processing_task", Some(format!("video {}", args.video_id)), None)
+            }
             Command::Noop(_) => ("noop", "processing_task", None, None),
             Command::Backfill(_) => ("backfill", "processing_task", None, None),
-            Command::Cancel(ids) => ("cancel", "processing_task", Some(ids.task_ids.join(",")), None),
+            Command::Cancel(ids) => {
+                ("cancel", "processing_task", Some(ids.task_ids.join(",")), None)
+            }
             Command::Gc(args) if !args.dry_run => ("gc", "storage", None, None),
-            Command::Retry(args) => ("retry", "processing_task", Some(if args.all_failed { "all failed".into() } else { args.task_ids.join(",") }), None),
+            Command::Retry(args) => (
+                "retry",
+                "processing_task",
+                Some(if args.all_failed { "all failed".into() } else { args.task_ids.join(",") }),
+                None,
+            ),
             _ => return None,
         };
         Some(Audit {
@@ -91,7 +104,10 @@ fn redact_arg(arg: &str) -> String {
 
 /// `user@host` of whoever runs the command.
 fn whoami() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let user =
+        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "?".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     format!("{user}@{host}")
 }

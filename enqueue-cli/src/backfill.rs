@@ -81,9 +81,9 @@ pub(crate) fn parse_time(text: &str) -> Result<NaiveDateTime, String> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists"));
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc).naive_utc())
-        .map_err(|_| "expected YYYY-MM-DD or an RFC 3339 time such as 2026-01-31T08:00:00Z".to_string())
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc).naive_utc()).map_err(|_| {
+        "expected YYYY-MM-DD or an RFC 3339 time such as 2026-01-31T08:00:00Z".to_string()
+    })
 }
 
 /// Parses `--rate`: a finite number of tasks per second above zero.
@@ -157,7 +157,10 @@ async fn cache_pending(queue: Option<&Queue>, tasks: &[NewTask]) {
         .map(|t| (t.task_id.clone(), CachedStatus::now(TaskStatus::Pending, 0, Some("pending"))))
         .collect();
     if let Err(e) = queue.set_statuses(&statuses).await {
-        tracing::warn!("task:status not written (tasks are in the database): {}", shared::one_line(&e));
+        tracing::warn!(
+            "task:status not written (tasks are in the database): {}",
+            shared::one_line(&e)
+        );
     }
 }
 
@@ -165,7 +168,11 @@ async fn cache_pending(queue: Option<&Queue>, tasks: &[NewTask]) {
 /// filters and have no active task of the type, page by page; returns
 /// success once the walk is done, 1 if interrupted (after printing where to
 /// resume).
-pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> anyhow::Result<ExitCode> {
+pub async fn backfill(
+    settings: &Settings,
+    out: &Output,
+    args: BackfillArgs,
+) -> anyhow::Result<ExitCode> {
     let config = validate(&args)?;
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let mut conn = shared::db::conn(&pool).await?;
@@ -198,7 +205,8 @@ pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> 
     };
     let (mut shutdown, _trigger) = shared::shutdown::Shutdown::on_signals();
     let started = Instant::now();
-    let mut totals = Totals { last_video_id: (args.after_id > 0).then_some(args.after_id), ..Totals::default() };
+    let mut totals =
+        Totals { last_video_id: (args.after_id > 0).then_some(args.after_id), ..Totals::default() };
     let mut after = args.after_id;
     let verb = if args.dry_run { "would create" } else { "created" };
 
@@ -234,8 +242,12 @@ pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> 
         )
         .await
         .map_err(|e| {
-            let resume = totals.last_video_id.map(|id| format!(" --after-id {id}")).unwrap_or_default();
-            e.context(format!("backfill stopped after creating {} task(s); resume with{resume}", totals.created))
+            let resume =
+                totals.last_video_id.map(|id| format!(" --after-id {id}")).unwrap_or_default();
+            e.context(format!(
+                "backfill stopped after creating {} task(s); resume with{resume}",
+                totals.created
+            ))
         })?;
         if !args.dry_run {
             cache_pending(queue.as_ref(), &done.created).await;
@@ -251,11 +263,15 @@ pub async fn backfill(settings: &Settings, out: &Output, args: BackfillArgs) -> 
         totals.skipped_active += done.skipped_active as u64;
         totals.skipped_completed += done.skipped_completed as u64;
         totals.skipped_quota += done.skipped_quota as u64;
-        let user_names: std::collections::HashMap<i64, &str> = page.iter().map(|v| (v.user_id, v.username.as_str())).collect();
+        let user_names: std::collections::HashMap<i64, &str> =
+            page.iter().map(|v| (v.user_id, v.username.as_str())).collect();
         for user_id in &done.over_quota_users {
-            totals.over_quota_users.insert(user_names.get(user_id).copied().unwrap_or_default().to_string());
+            totals
+                .over_quota_users
+                .insert(user_names.get(user_id).copied().unwrap_or_default().to_string());
         }
-        let owners: std::collections::HashMap<i64, &str> = page.iter().map(|v| (v.id, v.username.as_str())).collect();
+        let owners: std::collections::HashMap<i64, &str> =
+            page.iter().map(|v| (v.id, v.username.as_str())).collect();
         for task in &done.created {
             let name = owners.get(&task.video_id).copied().unwrap_or_default();
             *totals.users.entry(name.to_string()).or_default() += 1;
@@ -350,8 +366,14 @@ mod tests {
     #[test]
     fn dates_and_rfc3339_times_parse_to_utc() {
         assert_eq!(parse_time("2026-01-31").unwrap().to_string(), "2026-01-31 00:00:00");
-        assert_eq!(parse_time("2026-01-31T08:30:00+08:00").unwrap().to_string(), "2026-01-31 00:30:00");
-        assert_eq!(parse_time("2026-01-31T08:30:00.250Z").unwrap().to_string(), "2026-01-31 08:30:00.250");
+        assert_eq!(
+            parse_time("2026-01-31T08:30:00+08:00").unwrap().to_string(),
+            "2026-01-31 00:30:00"
+        );
+        assert_eq!(
+            parse_time("2026-01-31T08:30:00.250Z").unwrap().to_string(),
+            "2026-01-31 08:30:00.250"
+        );
         assert!(parse_time("31/01/2026").is_err());
         assert!(parse_time("2026-02-30").is_err());
     }
@@ -366,7 +388,10 @@ mod tests {
 
     #[test]
     fn pacing_waits_until_the_average_is_under_the_rate() {
-        assert_eq!(pacing_delay(100, Duration::from_millis(500), 50.0), Duration::from_millis(1500));
+        assert_eq!(
+            pacing_delay(100, Duration::from_millis(500), 50.0),
+            Duration::from_millis(1500)
+        );
         assert_eq!(pacing_delay(100, Duration::from_secs(3), 50.0), Duration::ZERO);
         assert_eq!(pacing_delay(0, Duration::ZERO, 1.0), Duration::ZERO);
     }

@@ -9,6 +9,7 @@ use crate::Output;
 use anyhow::Context;
 use bigdecimal::BigDecimal;
 use clap::Args;
+use diesel_async::AsyncConnection;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use shared::config::Settings;
@@ -18,7 +19,6 @@ use shared::BadInput;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
-use diesel_async::AsyncConnection;
 
 /// Options every task-creating command shares.
 #[derive(Args, Debug, Clone)]
@@ -97,7 +97,8 @@ async fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         use std::io::Read;
-        let mut file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -133,7 +134,11 @@ async fn check_file(path: &Path) -> anyhow::Result<CheckedFile> {
     let info = shared::probe::probe(path).await?;
     shared::probe::check_complete(path).await?;
     if !info.has_audio {
-        return Err(BadInput::new(format!("{} has no audio stream: nothing to transcribe", path.display())).into());
+        return Err(BadInput::new(format!(
+            "{} has no audio stream: nothing to transcribe",
+            path.display()
+        ))
+        .into());
     }
     Ok(CheckedFile { path: path.to_path_buf(), size: meta.len(), info })
 }
@@ -154,7 +159,10 @@ async fn cache_pending(settings: &Settings, task_ids: &[String]) {
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!("task:status not written (tasks are in the database): {}", shared::one_line(&e));
+        tracing::warn!(
+            "task:status not written (tasks are in the database): {}",
+            shared::one_line(&e)
+        );
     }
 }
 
@@ -184,7 +192,8 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
     for path in &args.files {
         let checked = check_file(path).await?;
         let hash = sha256_file(&checked.path).await?;
-        let original = checked.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let original =
+            checked.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let ext = checked
             .path
             .extension()
@@ -208,11 +217,18 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
             // reuse of stored objects are made under this lock.
             shared::videos::lock_owner(conn, user.id).await?;
             if !options.force {
-                shared::quotas::check_monthly_videos(conn, user.id, &user.username, files.len() as i64).await?;
+                shared::quotas::check_monthly_videos(
+                    conn,
+                    user.id,
+                    &user.username,
+                    files.len() as i64,
+                )
+                .await?;
             }
             let mut registered = Vec::new();
             for file in &files {
-                let earlier = shared::videos::stored_file_with_hash(conn, user.id, &file.hash).await?;
+                let earlier =
+                    shared::videos::stored_file_with_hash(conn, user.id, &file.hash).await?;
                 let reusable = match &earlier {
                     Some(key) => storage.exists(key).await?,
                     None => false,
@@ -228,7 +244,8 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
                         key
                     }
                 };
-                let video_id = shared::videos::insert_video(conn, &new_video(user.id, file, key)).await?;
+                let video_id =
+                    shared::videos::insert_video(conn, &new_video(user.id, file, key)).await?;
                 let task = NewTask {
                     task_id: new_task_id(),
                     user_id: user.id,
@@ -254,7 +271,10 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
         Err(err) => {
             for key in stored_here.into_inner().unwrap() {
                 if let Err(e) = storage.delete(&key).await {
-                    tracing::warn!("could not remove {key} after a failed enqueue: {}", shared::one_line(&e));
+                    tracing::warn!(
+                        "could not remove {key} after a failed enqueue: {}",
+                        shared::one_line(&e)
+                    );
                 }
             }
             return Err(err);

@@ -28,8 +28,11 @@ pub struct GcArgs {
 /// `90s`, `30m`, `1h`, `2d` (or plain seconds) as a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h or 2d"))?;
+    let (number, unit) =
+        text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h or 2d"))?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -51,10 +54,14 @@ pub async fn gc(settings: &Settings, out: &Output, args: GcArgs) -> anyhow::Resu
     let referenced = shared::references::referenced_keys(&mut conn).await?;
     let running = shared::references::running_attempt_prefixes(&mut conn).await?;
     drop(conn);
-    let cutoff = SystemTime::now().checked_sub(args.older_than).ok_or_else(|| BadInput::new("--older-than is too long"))?;
+    let cutoff = SystemTime::now()
+        .checked_sub(args.older_than)
+        .ok_or_else(|| BadInput::new("--older-than is too long"))?;
     let (mut deleted, mut bytes, mut kept_recent) = (0u64, 0u64, 0u64);
     for object in &objects {
-        if referenced.contains(&object.key) || running.iter().any(|p| object.key.starts_with(&format!("{p}/"))) {
+        if referenced.contains(&object.key)
+            || running.iter().any(|p| object.key.starts_with(&format!("{p}/")))
+        {
             continue;
         }
         if object.modified.is_none_or(|m| m > cutoff) {

@@ -74,23 +74,33 @@ async fn load(pool: &Pool, task_ids: &[String]) -> anyhow::Result<Vec<TaskSummar
 }
 
 /// `enqueue status`.
-pub async fn status(settings: &Settings, out: &Output, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub async fn status(
+    settings: &Settings,
+    out: &Output,
+    args: StatusArgs,
+) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let tasks = load(&pool, &args.task_ids).await?;
     if !out.json {
-        println!("{:<36}  {:<10}  {:<10}  {:>4}  {:<18}  {:>7}  ERROR", "TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES");
+        println!(
+            "{:<36}  {:<10}  {:<10}  {:>4}  {:<18}  {:>7}  ERROR",
+            "TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES"
+        );
     }
     for task in &tasks {
         let mut value = summary_json(task);
         let history = if args.history {
-            shared::history::task_history(&mut shared::db::conn(&pool).await?, &task.task_id).await?
+            shared::history::task_history(&mut shared::db::conn(&pool).await?, &task.task_id)
+                .await?
         } else {
             Vec::new()
         };
         if args.history {
             value["history"] = serde_json::to_value(&history)?;
         }
-        let name = |code: Option<i8>| code.and_then(|c| TaskStatus::from_code(c).ok()).map(|s| s.name()).unwrap_or("-");
+        let name = |code: Option<i8>| {
+            code.and_then(|c| TaskStatus::from_code(c).ok()).map(|s| s.name()).unwrap_or("-")
+        };
         out.emit(&value, || {
             let mut text = format!(
                 "{:<36}  {:<10}  {:<10}  {:>3}%  {:<18}  {:>3}/{:<3}  {}",
@@ -131,8 +141,15 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
     let running = shared::tasks::running_by_worker(&mut conn).await?;
     let oldest_wait = shared::tasks::oldest_wait_seconds(&mut conn).await?;
     let mut by_status = serde_json::Map::new();
-    for status in [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
-        let n = counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
+    for status in [
+        TaskStatus::Pending,
+        TaskStatus::Processing,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ] {
+        let n =
+            counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
         by_status.insert(status.name().to_string(), json!(n));
     }
     let value = json!({
@@ -156,7 +173,9 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
             text.push_str(&format!("  {worker:<30} {n} running\n"));
         }
         for (worker, n) in running.iter().filter(|(w, _)| !workers.contains(w)) {
-            text.push_str(&format!("  {worker:<30} {n} running (no heartbeat: leases will expire)\n"));
+            text.push_str(&format!(
+                "  {worker:<30} {n} running (no heartbeat: leases will expire)\n"
+            ));
         }
         text.trim_end().to_string()
     });
@@ -170,7 +189,10 @@ async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary]) {
             .iter()
             .filter_map(|t| {
                 let status = TaskStatus::from_code(t.status).ok()?;
-                Some((t.task_id.clone(), CachedStatus::now(status, t.progress, t.current_step.as_deref())))
+                Some((
+                    t.task_id.clone(),
+                    CachedStatus::now(status, t.progress, t.current_step.as_deref()),
+                ))
             })
             .collect();
         if let Err(e) = queue.set_statuses(&statuses).await {
@@ -200,7 +222,8 @@ pub async fn retry(settings: &Settings, out: &Output, args: RetryArgs) -> anyhow
             Some(text) => parse_time(text)?,
         };
         let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
-        let ids = shared::tasks::failed_since(&mut shared::db::conn(&pool).await?, since, 100_000).await?;
+        let ids = shared::tasks::failed_since(&mut shared::db::conn(&pool).await?, since, 100_000)
+            .await?;
         if ids.is_empty() {
             out.emit(&json!({ "retried": 0 }), || "no failed task to retry".to_string());
             return Ok(ExitCode::SUCCESS);
@@ -220,12 +243,18 @@ fn parse_time(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default());
     }
-    Err(shared::BadInput::new(format!("--since {text:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")).into())
+    Err(shared::BadInput::new(format!("--since {text:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"))
+        .into())
 }
 
 /// Checks every id exists (else bad input, nothing changed), applies the
 /// change, refreshes the status cache and prints each task's new status.
-async fn change(settings: &Settings, out: &Output, args: TaskIds, change: Change) -> anyhow::Result<ExitCode> {
+async fn change(
+    settings: &Settings,
+    out: &Output,
+    args: TaskIds,
+    change: Change,
+) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     load(&pool, &args.task_ids).await?;
     let mut conn = shared::db::conn(&pool).await?;
@@ -238,7 +267,9 @@ async fn change(settings: &Settings, out: &Output, args: TaskIds, change: Change
     refresh_cache(settings, &tasks).await;
     for task in &tasks {
         let value = summary_json(task);
-        out.emit(&value, || format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?")));
+        out.emit(&value, || {
+            format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?"))
+        });
     }
     tracing::info!(changed, "done");
     Ok(ExitCode::SUCCESS)
@@ -250,7 +281,8 @@ async fn change(settings: &Settings, out: &Output, args: TaskIds, change: Change
 pub async fn wait_for(pool: &Pool, out: &Output, task_ids: &[String]) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     // The Redis URL from the same flags, environment and .env as this command.
-    let redis_url = <crate::Cli as clap::Parser>::try_parse().ok().map(|cli| cli.settings.redis_url);
+    let redis_url =
+        <crate::Cli as clap::Parser>::try_parse().ok().map(|cli| cli.settings.redis_url);
     let mode = if out.json {
         crate::watch::Mode::Json
     } else if std::io::stderr().is_terminal() {
@@ -258,17 +290,26 @@ pub async fn wait_for(pool: &Pool, out: &Output, task_ids: &[String]) -> anyhow:
     } else {
         crate::watch::Mode::Text
     };
-    crate::watch::follow(pool, redis_url.as_deref(), task_ids, mode, Duration::from_millis(250)).await
+    crate::watch::follow(pool, redis_url.as_deref(), task_ids, mode, Duration::from_millis(250))
+        .await
 }
 
 /// `enqueue segments`: the task's clips in time order.
-pub async fn segments(settings: &Settings, out: &Output, args: SegmentsArgs) -> anyhow::Result<ExitCode> {
+pub async fn segments(
+    settings: &Settings,
+    out: &Output,
+    args: SegmentsArgs,
+) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     load(&pool, std::slice::from_ref(&args.task_id)).await?;
-    let rows = shared::tasks::find_segments(&mut shared::db::conn(&pool).await?, &args.task_id).await?;
+    let rows =
+        shared::tasks::find_segments(&mut shared::db::conn(&pool).await?, &args.task_id).await?;
     let number = |d: &bigdecimal::BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
     if !out.json {
-        println!("{:<9}  {:>8}  {:>8}  {:>4}  {:<32}  CLIP", "TYPE", "START", "END", "CONF", "TITLE");
+        println!(
+            "{:<9}  {:>8}  {:>8}  {:>4}  {:<32}  CLIP",
+            "TYPE", "START", "END", "CONF", "TITLE"
+        );
     }
     for row in &rows {
         let value = json!({

@@ -94,7 +94,9 @@ pub async fn tasks(settings: &Settings, out: &Output, args: TasksArgs) -> anyhow
     };
     let limit = args.limit as usize;
     // One row more than the page tells whether another page exists.
-    let mut rows = shared::tasks::list_tasks(&mut conn, &filter, args.after, args.oldest_first, limit + 1).await?;
+    let mut rows =
+        shared::tasks::list_tasks(&mut conn, &filter, args.after, args.oldest_first, limit + 1)
+            .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if more { rows.last().map(|(t, _)| t.id) } else { None };

@@ -75,7 +75,9 @@ pub async fn watch(settings: &Settings, out: &Output, args: WatchArgs) -> anyhow
     let ids = dedup(&args.task_ids);
     let tasks = load_known(&pool, &ids).await?;
     let queue = connect_cache(&settings.redis_url).await;
-    Watcher::new(pool, queue, tasks, mode, Duration::from_millis(args.interval_ms)).run(signals).await
+    Watcher::new(pool, queue, tasks, mode, Duration::from_millis(args.interval_ms))
+        .run(signals)
+        .await
 }
 
 /// Follows tasks already known to exist until all are final (`video --wait`).
@@ -123,11 +125,16 @@ async fn connect_cache(url: &str) -> Option<Queue> {
     match tokio::time::timeout(Duration::from_secs(5), Queue::connect(url)).await {
         Ok(Ok(queue)) => Some(queue),
         Ok(Err(e)) => {
-            tracing::warn!("task:status cache unavailable, following the database only: {}", shared::one_line(&e));
+            tracing::warn!(
+                "task:status cache unavailable, following the database only: {}",
+                shared::one_line(&e)
+            );
             None
         }
         Err(_) => {
-            tracing::warn!("task:status cache unavailable (Redis did not answer), following the database only");
+            tracing::warn!(
+                "task:status cache unavailable (Redis did not answer), following the database only"
+            );
             None
         }
     }
@@ -166,7 +173,11 @@ struct Shown {
 
 impl Shown {
     fn from_db(row: &TaskSummary) -> Option<Shown> {
-        Some(Shown { status: TaskStatus::from_code(row.status).ok()?, progress: row.progress, step: row.current_step.clone() })
+        Some(Shown {
+            status: TaskStatus::from_code(row.status).ok()?,
+            progress: row.progress,
+            step: row.current_step.clone(),
+        })
     }
 
     fn from_cache(cached: &CachedStatus) -> Option<Shown> {
@@ -212,8 +223,15 @@ enum Stop {
 }
 
 impl Watcher {
-    fn new(pool: Pool, queue: Option<Queue>, rows: Vec<TaskSummary>, mode: Mode, interval: Duration) -> Watcher {
-        let bars = (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+    fn new(
+        pool: Pool,
+        queue: Option<Queue>,
+        rows: Vec<TaskSummary>,
+        mode: Mode,
+        interval: Duration,
+    ) -> Watcher {
+        let bars = (mode == Mode::Bars)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         let shorts = short_ids(&rows.iter().map(|r| r.task_id.clone()).collect::<Vec<_>>());
         let style = ProgressStyle::with_template("{prefix}  [{bar:30}] {pos:>3}%  {wide_msg}")
             .expect("valid progress template")
@@ -275,7 +293,8 @@ impl Watcher {
 
     /// One look: the cache for every unfinished task, the database when needed.
     async fn tick(&mut self) {
-        let active: Vec<usize> = (0..self.tasks.len()).filter(|&i| !self.tasks[i].finished).collect();
+        let active: Vec<usize> =
+            (0..self.tasks.len()).filter(|&i| !self.tasks[i].finished).collect();
         let cached = self.read_cache(&active).await;
         let confirm = active.iter().zip(&cached).any(|(&i, c)| match c {
             None => true,
@@ -284,7 +303,11 @@ impl Watcher {
                     && self.tasks[i].stale_cache.as_deref() != Some(c.updated_at.as_str())
             }
         });
-        let fresh = if confirm || self.last_db.elapsed() >= DB_EVERY { self.read_db(&active).await } else { None };
+        let fresh = if confirm || self.last_db.elapsed() >= DB_EVERY {
+            self.read_db(&active).await
+        } else {
+            None
+        };
         for (&i, cache) in active.iter().zip(cached) {
             let mut from_db = false;
             if let Some(rows) = &fresh {
@@ -309,7 +332,11 @@ impl Watcher {
                         task.stale_cache = None;
                         // Progress within a step is in the cache only; a lost
                         // cache write leaves the database ahead.
-                        if d.progress > c.progress { d } else { c }
+                        if d.progress > c.progress {
+                            d
+                        } else {
+                            c
+                        }
                     }
                 }
                 (Some(c), Some(d)) => {
@@ -334,7 +361,8 @@ impl Watcher {
     /// or when Redis does not answer.
     async fn read_cache(&mut self, active: &[usize]) -> Vec<Option<CachedStatus>> {
         let Some(queue) = &self.queue else { return vec![None; active.len()] };
-        let keys: Vec<String> = active.iter().map(|&i| status_key(&self.tasks[i].db.task_id)).collect();
+        let keys: Vec<String> =
+            active.iter().map(|&i| status_key(&self.tasks[i].db.task_id)).collect();
         let read = async {
             let pipeline = queue.client().pipeline();
             for chunk in keys.chunks(MGET_CHUNK) {
@@ -343,7 +371,9 @@ impl Watcher {
             let mut values = Vec::with_capacity(keys.len());
             for reply in pipeline.try_all::<Value>().await {
                 let chunk: Vec<Option<String>> = match reply? {
-                    Value::Array(items) => items.into_iter().map(|v| v.convert()).collect::<Result<_, _>>()?,
+                    Value::Array(items) => {
+                        items.into_iter().map(|v| v.convert()).collect::<Result<_, _>>()?
+                    }
                     single => vec![single.convert()?],
                 };
                 values.extend(chunk);
@@ -353,7 +383,11 @@ impl Watcher {
         let values = match tokio::time::timeout(CACHE_TIMEOUT, read).await {
             Ok(Ok(values)) if values.len() == keys.len() => values,
             Ok(Ok(values)) => {
-                self.cache_trouble(&format!("MGET returned {} values for {} keys", values.len(), keys.len()));
+                self.cache_trouble(&format!(
+                    "MGET returned {} values for {} keys",
+                    values.len(),
+                    keys.len()
+                ));
                 return vec![None; active.len()];
             }
             Ok(Err(e)) => {
@@ -410,7 +444,9 @@ impl Watcher {
     fn db_trouble(&mut self, why: &str) {
         if !self.db_failing {
             self.db_failing = true;
-            self.note(&format!("database unreadable, retrying (final statuses wait for it): {why}"));
+            self.note(&format!(
+                "database unreadable, retrying (final statuses wait for it): {why}"
+            ));
         }
     }
 
@@ -470,10 +506,9 @@ impl Watcher {
     /// The task's row is final: report it and stop following it.
     fn finish(&mut self, i: usize) {
         let Some(shown) = Shown::from_db(&self.tasks[i].db) else { return };
-        let took = self.tasks[i]
-            .started
-            .map(|s| s.elapsed())
-            .or_else(|| self.tasks[i].db.actual_duration.map(|s| Duration::from_secs(s.max(0) as u64)));
+        let took = self.tasks[i].started.map(|s| s.elapsed()).or_else(|| {
+            self.tasks[i].db.actual_duration.map(|s| Duration::from_secs(s.max(0) as u64))
+        });
         // Finished first: the bar gets its final message below, not a step.
         self.tasks[i].finished = true;
         self.show(i, shown.clone());
@@ -489,9 +524,16 @@ impl Watcher {
                 if let Some(bar) = &task.bar {
                     let message = match shown.status {
                         TaskStatus::Completed => {
-                            format!("completed{}", took.map(|t| format!(" in {}", clock(t))).unwrap_or_default())
+                            format!(
+                                "completed{}",
+                                took.map(|t| format!(" in {}", clock(t))).unwrap_or_default()
+                            )
                         }
-                        other => format!("{}: {}", other.name(), task.db.error_message.as_deref().unwrap_or("-")),
+                        other => format!(
+                            "{}: {}",
+                            other.name(),
+                            task.db.error_message.as_deref().unwrap_or("-")
+                        ),
                     };
                     bar.set_message(message);
                     bar.set_position(shown.progress.clamp(0, 100) as u64);
@@ -545,7 +587,8 @@ impl Watcher {
         for task in &self.tasks {
             if task.db.status != TaskStatus::Completed.code() {
                 all_ok = false;
-                let status = TaskStatus::from_code(task.db.status).map(|s| s.name()).unwrap_or("unknown");
+                let status =
+                    TaskStatus::from_code(task.db.status).map(|s| s.name()).unwrap_or("unknown");
                 self.note(&format!(
                     "task {} {status}: {}",
                     task.db.task_id,
@@ -601,7 +644,9 @@ fn short_ids(ids: &[String]) -> Vec<String> {
     loop {
         let shorts: Vec<String> = ids.iter().map(|id| tail(id, n)).collect();
         let unique: std::collections::HashSet<&String> = shorts.iter().collect();
-        if unique.len() == ids.iter().collect::<std::collections::HashSet<_>>().len() || n >= longest {
+        if unique.len() == ids.iter().collect::<std::collections::HashSet<_>>().len()
+            || n >= longest
+        {
             let width = shorts.iter().map(|s| s.chars().count()).max().unwrap_or(0);
             return shorts.into_iter().map(|s| format!("{s:>width$}")).collect();
         }
@@ -622,7 +667,8 @@ fn clock(d: Duration) -> String {
 /// A task's database summary as JSON (the shape of `enqueue status --json`).
 fn summary_json(task: &TaskSummary) -> serde_json::Value {
     let mut value = serde_json::to_value(task).unwrap_or_default();
-    value["status"] = json!(TaskStatus::from_code(task.status).map(|s| s.name()).unwrap_or("unknown"));
+    value["status"] =
+        json!(TaskStatus::from_code(task.status).map(|s| s.name()).unwrap_or("unknown"));
     value
 }
 
@@ -639,15 +685,28 @@ mod tests {
 
     #[test]
     fn short_ids_use_the_distinct_tail() {
-        let ids: Vec<String> = ["0190a1b2-0000-7000-8000-0000aaaaaaaa", "0190a1b2-0000-7000-8000-0001aaaaaaaa", "0190a1b2-0000-7000-8000-000000000123"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(short_ids(&ids), vec!["0000aaaaaaaa", "0001aaaaaaaa", "000000000123"].into_iter().map(|s| s[12 - 9..].to_string()).collect::<Vec<_>>());
+        let ids: Vec<String> = [
+            "0190a1b2-0000-7000-8000-0000aaaaaaaa",
+            "0190a1b2-0000-7000-8000-0001aaaaaaaa",
+            "0190a1b2-0000-7000-8000-000000000123",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            short_ids(&ids),
+            vec!["0000aaaaaaaa", "0001aaaaaaaa", "000000000123"]
+                .into_iter()
+                .map(|s| s[12 - 9..].to_string())
+                .collect::<Vec<_>>()
+        );
         let ids: Vec<String> = ["task-x12345678", "task-y00000001"].map(String::from).to_vec();
         assert_eq!(short_ids(&ids), vec!["12345678", "00000001"]);
         assert_eq!(short_ids(&["abc".to_string()]), vec!["abc"]);
         // The same id twice stays one short id.
-        assert_eq!(short_ids(&["aaaaaaaaaa".to_string(), "aaaaaaaaaa".to_string()]), vec!["aaaaaaaa", "aaaaaaaa"]);
+        assert_eq!(
+            short_ids(&["aaaaaaaaaa".to_string(), "aaaaaaaaaa".to_string()]),
+            vec!["aaaaaaaa", "aaaaaaaa"]
+        );
     }
 
     #[test]

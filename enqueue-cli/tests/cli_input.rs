@@ -22,7 +22,10 @@ fn assert_refused(out: &std::process::Output, needle: &str) {
 #[test]
 fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     let env = TestEnv::new();
-    assert!(env.enqueue(&["user", "add", "shop1", "--email", "shop1@example.com"]).status.success());
+    assert!(env
+        .enqueue(&["user", "add", "shop1", "--email", "shop1@example.com"])
+        .status
+        .success());
     let video = env.dir.join("ok.mp4");
     make_video(&video, 2, true);
     let video = video.to_str().unwrap();
@@ -34,21 +37,48 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     make_video(&silent, 2, false);
     let before = rows(&env);
 
-    assert_refused(&env.enqueue(&["video", "/nonexistent/clip.mp4", "--user", "shop1"]), "/nonexistent/clip.mp4");
+    assert_refused(
+        &env.enqueue(&["video", "/nonexistent/clip.mp4", "--user", "shop1"]),
+        "/nonexistent/clip.mp4",
+    );
     assert_refused(&env.enqueue(&["video", video, "--user", "nobody"]), "unknown user");
-    assert_refused(&env.enqueue(&["video", video, "--user", "shop1", "--priority", "0"]), "priority");
-    assert_refused(&env.enqueue(&["video", video, "--user", "shop1", "--priority", "11"]), "priority");
+    assert_refused(
+        &env.enqueue(&["video", video, "--user", "shop1", "--priority", "0"]),
+        "priority",
+    );
+    assert_refused(
+        &env.enqueue(&["video", video, "--user", "shop1", "--priority", "11"]),
+        "priority",
+    );
     assert_refused(&env.enqueue(&["noop", "--count", "3", "--priority", "11"]), "priority");
-    assert_refused(&env.enqueue(&["video", video, "--user", "shop1", "--config", "{not json"]), "--config");
-    assert_refused(&env.enqueue(&["video", video, "--user", "shop1", "--config", "[1,2]"]), "JSON object");
-    assert_refused(&env.enqueue(&["video", text.to_str().unwrap(), "--user", "shop1"]), "not a readable media file");
+    assert_refused(
+        &env.enqueue(&["video", video, "--user", "shop1", "--config", "{not json"]),
+        "--config",
+    );
+    assert_refused(
+        &env.enqueue(&["video", video, "--user", "shop1", "--config", "[1,2]"]),
+        "JSON object",
+    );
+    assert_refused(
+        &env.enqueue(&["video", text.to_str().unwrap(), "--user", "shop1"]),
+        "not a readable media file",
+    );
     assert_refused(&env.enqueue(&["video", empty.to_str().unwrap(), "--user", "shop1"]), "empty");
-    assert_refused(&env.enqueue(&["video", silent.to_str().unwrap(), "--user", "shop1"]), "no audio");
+    assert_refused(
+        &env.enqueue(&["video", silent.to_str().unwrap(), "--user", "shop1"]),
+        "no audio",
+    );
     // One bad file among good ones: nothing is registered.
-    assert_refused(&env.enqueue(&["video", video, "/nonexistent/b.mp4", "--user", "shop1"]), "/nonexistent/b.mp4");
+    assert_refused(
+        &env.enqueue(&["video", video, "/nonexistent/b.mp4", "--user", "shop1"]),
+        "/nonexistent/b.mp4",
+    );
     assert_refused(&env.enqueue(&["task", "999999"]), "no video");
     assert_refused(&env.enqueue(&["status", "no-such-task"]), "no task");
-    assert_refused(&env.enqueue(&["user", "add", "shop1", "--email", "other@example.com"]), "already exists");
+    assert_refused(
+        &env.enqueue(&["user", "add", "shop1", "--email", "other@example.com"]),
+        "already exists",
+    );
     assert_eq!(rows(&env), before, "refused commands wrote rows");
 
     // Unreachable database, with a password that must not be printed.
@@ -66,10 +96,23 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 #[test]
 fn video_registers_file_metadata_and_a_pending_task() {
     let env = TestEnv::new();
-    assert!(env.enqueue(&["user", "add", "shop2", "--email", "shop2@example.com"]).status.success());
+    assert!(env
+        .enqueue(&["user", "add", "shop2", "--email", "shop2@example.com"])
+        .status
+        .success());
     let path = env.dir.join("pitch.mp4");
     make_video(&path, 3, true);
-    let out = env.enqueue(&["video", path.to_str().unwrap(), "--user", "shop2", "--priority", "2", "--config", r#"{"language":"zh"}"#, "--json"]);
+    let out = env.enqueue(&[
+        "video",
+        path.to_str().unwrap(),
+        "--user",
+        "shop2",
+        "--priority",
+        "2",
+        "--config",
+        r#"{"language":"zh"}"#,
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let video_id = created["video_id"].as_i64().unwrap();

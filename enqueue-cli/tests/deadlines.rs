@@ -31,7 +31,15 @@ fn a_fetch_from_a_storage_server_that_never_answers_fails_at_its_limit_and_is_re
     let env = TestEnv::new();
     assert!(env.enqueue(&["user", "add", "shop", "--email", "shop@example.com"]).status.success());
     let video = support::project_root().join("fixtures/videos/en-desk-lamp.mp4");
-    let out = env.enqueue(&["video", video.to_str().unwrap(), "--user", "shop", "--max-retries", "1", "--json"]);
+    let out = env.enqueue(&[
+        "video",
+        video.to_str().unwrap(),
+        "--user",
+        "shop",
+        "--max-retries",
+        "1",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let task_id = task["task_id"].as_str().unwrap().to_string();
@@ -51,14 +59,23 @@ fn a_fetch_from_a_storage_server_that_never_answers_fails_at_its_limit_and_is_re
         .stderr(log)
         .spawn()
         .unwrap();
-    let failed = format!("SELECT COUNT(*) FROM processing_tasks WHERE task_id = '{task_id}' AND status = 3");
-    env.wait_until(Duration::from_secs(60), "the task to fail after its retry", || env.count(&failed) == 1);
+    let failed =
+        format!("SELECT COUNT(*) FROM processing_tasks WHERE task_id = '{task_id}' AND status = 3");
+    env.wait_until(Duration::from_secs(60), "the task to fail after its retry", || {
+        env.count(&failed) == 1
+    });
     for child in [&mut worker, &mut scheduler] {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let row = &env.sql(&format!("SELECT retry_count, error_message FROM processing_tasks WHERE task_id = '{task_id}'"))[0];
+    let row = &env.sql(&format!(
+        "SELECT retry_count, error_message FROM processing_tasks WHERE task_id = '{task_id}'"
+    ))[0];
     assert_eq!(row[0], "1", "the timed-out attempt was retried once: {row:?}");
-    assert!(row[1].contains("step fetch exceeded its time limit of 2 s"), "error_message: {}", row[1]);
+    assert!(
+        row[1].contains("step fetch exceeded its time limit of 2 s"),
+        "error_message: {}",
+        row[1]
+    );
     assert!(row[1].contains("gave up after 1 retries"), "error_message: {}", row[1]);
 }

@@ -36,8 +36,13 @@ fn metrics_are_served_and_count_a_noop_run() {
     let out = env.enqueue(&["noop", "--count", "40", "--fail-rate", "0"]);
     assert!(out.status.success());
     let (worker_port, scheduler_port) = (free_port(), free_port());
-    let mut scheduler = env.spawn("scheduler", &["--metrics-addr", &format!("127.0.0.1:{scheduler_port}")], "scheduler");
-    let mut worker = env.spawn("worker", &["--metrics-addr", &format!("127.0.0.1:{worker_port}")], "worker");
+    let mut scheduler = env.spawn(
+        "scheduler",
+        &["--metrics-addr", &format!("127.0.0.1:{scheduler_port}")],
+        "scheduler",
+    );
+    let mut worker =
+        env.spawn("worker", &["--metrics-addr", &format!("127.0.0.1:{worker_port}")], "worker");
     env.wait_until(Duration::from_secs(30), "all tasks completed", || {
         env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 40
     });
@@ -48,14 +53,30 @@ fn metrics_are_served_and_count_a_noop_run() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let value = |m: &HashMap<String, f64>, k: &str| *m.get(k).unwrap_or_else(|| panic!("{k} missing in {m:?}"));
+    let value = |m: &HashMap<String, f64>, k: &str| {
+        *m.get(k).unwrap_or_else(|| panic!("{k} missing in {m:?}"))
+    };
     assert_eq!(value(&worker_metrics, r#"videoclip_tasks_claimed_total{task_type="noop"}"#), 40.0);
-    assert_eq!(value(&worker_metrics, r#"videoclip_tasks_finished_total{task_type="noop",outcome="completed"}"#), 40.0);
+    assert_eq!(
+        value(
+            &worker_metrics,
+            r#"videoclip_tasks_finished_total{task_type="noop",outcome="completed"}"#
+        ),
+        40.0
+    );
     assert_eq!(value(&worker_metrics, r#"videoclip_task_seconds_count{task_type="noop"}"#), 40.0);
-    assert!(worker_metrics.contains_key(r#"videoclip_task_seconds_bucket{task_type="noop",le="0.1"}"#));
+    assert!(
+        worker_metrics.contains_key(r#"videoclip_task_seconds_bucket{task_type="noop",le="0.1"}"#)
+    );
     assert!(value(&worker_metrics, "videoclip_heartbeats_total") >= 1.0);
     assert_eq!(value(&worker_metrics, "videoclip_held_tasks"), 0.0);
     assert_eq!(value(&scheduler_metrics, "videoclip_tasks_queued_total"), 40.0);
-    assert_eq!(value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:high_priority"}"#), 0.0);
-    assert_eq!(value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:video_processing"}"#), 0.0);
+    assert_eq!(
+        value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:high_priority"}"#),
+        0.0
+    );
+    assert_eq!(
+        value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:video_processing"}"#),
+        0.0
+    );
 }

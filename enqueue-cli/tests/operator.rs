@@ -44,7 +44,8 @@ fn run_json(env: &TestEnv, args: &[&str], code: i32) -> (Value, Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "enqueue {args:?}: stderr {stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_else(|| panic!("no output from {args:?}; stderr {stderr}"));
+    let last =
+        stdout.lines().last().unwrap_or_else(|| panic!("no output from {args:?}; stderr {stderr}"));
     (serde_json::from_str(last).unwrap(), out)
 }
 
@@ -57,7 +58,12 @@ fn backfill(env: &TestEnv, args: &[&str]) -> Value {
 
 /// The `users` object of a summary as a map.
 fn users(summary: &Value) -> BTreeMap<String, i64> {
-    summary["users"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect()
+    summary["users"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+        .collect()
 }
 
 /// Number of tasks of `task_type` per video id.
@@ -97,7 +103,10 @@ fn backfill_creates_one_task_per_video_and_a_second_run_creates_nothing() {
     assert_eq!(users(&summary), BTreeMap::from([("shop1".into(), 3), ("shop2".into(), 2)]));
     let per_video = tasks_per_video(&env, "video_clip");
     let expected: BTreeMap<i64, i64> = shop1.iter().chain(&shop2).map(|id| (*id, 1)).collect();
-    assert_eq!(per_video, expected, "one video_clip task per video, none for the placeholder {placeholder}");
+    assert_eq!(
+        per_video, expected,
+        "one video_clip task per video, none for the placeholder {placeholder}"
+    );
     let rows = env.sql(
         "SELECT DISTINCT t.status, t.priority, JSON_VALUE(t.config, '$.language'), t.user_id = v.user_id \
          FROM processing_tasks t JOIN videos v ON v.id = t.video_id WHERE t.task_type = 'video_clip'",
@@ -106,21 +115,32 @@ fn backfill_creates_one_task_per_video_and_a_second_run_creates_nothing() {
     // Each new task has its task:status, as tasks made by `enqueue video` do.
     let task_ids = env.sql("SELECT task_id FROM processing_tasks WHERE task_type = 'video_clip'");
     for row in &task_ids {
-        let cached: Value = serde_json::from_str(env.redis(&["GET", &format!("task:status:{}", row[0])]).trim()).unwrap();
+        let cached: Value =
+            serde_json::from_str(env.redis(&["GET", &format!("task:status:{}", row[0])]).trim())
+                .unwrap();
         assert_eq!(cached["status"], 0);
     }
 
     // Again while those tasks are pending (one of them running): nothing new.
-    env.sql(&format!("UPDATE processing_tasks SET status = 1 WHERE video_id = {} AND task_type = 'video_clip'", shop1[0]));
+    env.sql(&format!(
+        "UPDATE processing_tasks SET status = 1 WHERE video_id = {} AND task_type = 'video_clip'",
+        shop1[0]
+    ));
     let again = backfill(&env, &[]);
     assert_eq!((again["created"].as_i64(), again["skipped_active"].as_i64()), (Some(0), Some(5)));
     assert!(users(&again).is_empty());
     assert_eq!(tasks_per_video(&env, "video_clip"), expected);
 
     // A finished task is not active: the video gets a new one.
-    env.sql(&format!("UPDATE processing_tasks SET status = 3 WHERE video_id = {} AND task_type = 'video_clip'", shop2[0]));
+    env.sql(&format!(
+        "UPDATE processing_tasks SET status = 3 WHERE video_id = {} AND task_type = 'video_clip'",
+        shop2[0]
+    ));
     let after_failure = backfill(&env, &[]);
-    assert_eq!((after_failure["created"].as_i64(), after_failure["skipped_active"].as_i64()), (Some(1), Some(4)));
+    assert_eq!(
+        (after_failure["created"].as_i64(), after_failure["skipped_active"].as_i64()),
+        (Some(1), Some(4))
+    );
     assert_eq!(tasks_per_video(&env, "video_clip")[&shop2[0]], 2);
 
     // Another task type is counted on its own.
@@ -152,7 +172,10 @@ fn dry_run_writes_nothing_and_reports_the_count_per_user() {
     assert_eq!(summary["dry_run"], true);
     assert_eq!(summary["created"], 8);
     assert_eq!(summary["skipped_active"], 1);
-    assert_eq!(users(&summary), BTreeMap::from([("shop1".into(), 4), ("shop2".into(), 2), ("shop3".into(), 2)]));
+    assert_eq!(
+        users(&summary),
+        BTreeMap::from([("shop1".into(), 4), ("shop2".into(), 2), ("shop3".into(), 2)])
+    );
     let one_user = backfill(&env, &["--dry-run", "--user", "shop3"]);
     assert_eq!(users(&one_user), BTreeMap::from([("shop3".into(), 2)]));
     let limited = backfill(&env, &["--dry-run", "--limit", "5", "--batch-size", "3"]);
@@ -162,7 +185,10 @@ fn dry_run_writes_nothing_and_reports_the_count_per_user() {
     assert_eq!(env.redis(&["DBSIZE"]), keys_before, "dry run wrote to Redis");
     // And the real run creates exactly what the dry run announced.
     let real = backfill(&env, &["--batch-size", "2"]);
-    assert_eq!((real["created"].clone(), real["users"].clone()), (summary["created"].clone(), summary["users"].clone()));
+    assert_eq!(
+        (real["created"].clone(), real["users"].clone()),
+        (summary["created"].clone(), summary["users"].clone())
+    );
 }
 
 #[test]
@@ -177,7 +203,10 @@ fn missing_skips_videos_with_a_completed_task_of_that_type() {
     // real video: completed; others[0]: failed; others[1]: a completed noop task only; others[2]: nothing.
     env.sql(&format!("UPDATE processing_tasks SET status = 2 WHERE video_id = {real_video}"));
     let task = run_json(&env, &["task", &others[0].to_string()], 0).0;
-    env.sql(&format!("UPDATE processing_tasks SET status = 3 WHERE task_id = '{}'", task["task_id"].as_str().unwrap()));
+    env.sql(&format!(
+        "UPDATE processing_tasks SET status = 3 WHERE task_id = '{}'",
+        task["task_id"].as_str().unwrap()
+    ));
     let user_id = env.count("SELECT id FROM users WHERE username = 'shop1'");
     env.sql(&format!(
         "INSERT INTO processing_tasks (task_id, user_id, video_id, task_type, status) VALUES ('noop-done', {user_id}, {}, 'noop', 2)",
@@ -189,7 +218,10 @@ fn missing_skips_videos_with_a_completed_task_of_that_type() {
     assert_eq!(summary["skipped_completed"], 1);
     assert_eq!(summary["skipped_active"], 0);
     let per_video = tasks_per_video(&env, "video_clip");
-    assert_eq!(per_video, BTreeMap::from([(real_video, 1), (others[0], 2), (others[1], 1), (others[2], 1)]));
+    assert_eq!(
+        per_video,
+        BTreeMap::from([(real_video, 1), (others[0], 2), (others[1], 1), (others[2], 1)])
+    );
 
     // Without --missing a completed video is reprocessed too (once the new
     // tasks are no longer active).
@@ -216,7 +248,15 @@ fn limit_and_after_id_resume_without_duplicates() {
     assert_eq!(first["skipped_active"], 2);
     // The tenth new task is for the twelfth video (two were skipped).
     assert_eq!(first["last_video_id"], ids[11]);
-    let out = env.enqueue(&["backfill", "--limit", "10", "--batch-size", "4", "--after-id", &ids[11].to_string()]);
+    let out = env.enqueue(&[
+        "backfill",
+        "--limit",
+        "10",
+        "--batch-size",
+        "4",
+        "--after-id",
+        &ids[11].to_string(),
+    ]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("resume with --after-id {}", ids[21])), "{stderr}");
@@ -229,7 +269,10 @@ fn limit_and_after_id_resume_without_duplicates() {
     assert!(per_video.values().all(|n| *n == 1), "duplicates: {per_video:?}");
     // Starting past the end finds nothing and says where it is.
     let past = backfill(&env, &["--after-id", &ids[24].to_string()]);
-    assert_eq!((past["created"].as_i64(), past["last_video_id"].as_i64()), (Some(0), Some(ids[24])));
+    assert_eq!(
+        (past["created"].as_i64(), past["last_video_id"].as_i64()),
+        (Some(0), Some(ids[24]))
+    );
 }
 
 #[test]
@@ -249,13 +292,22 @@ fn filters_select_by_user_creation_time_and_video_status() {
     assert_eq!(dry(&[]), 14);
     assert_eq!(dry(&["--user", "shop1"]), (early.len() + jan10.len()) as i64);
     // --since is inclusive, --until exclusive; a date is 00:00 UTC.
-    assert_eq!(dry(&["--since", "2026-01-10", "--until", "2026-01-20"]), (jan10.len() + jan15.len()) as i64);
+    assert_eq!(
+        dry(&["--since", "2026-01-10", "--until", "2026-01-20"]),
+        (jan10.len() + jan15.len()) as i64
+    );
     assert_eq!(dry(&["--since", "2026-01-15T08:00:01Z"]), late.len() as i64);
     // 09:00 at UTC+1 is 08:00 UTC: the Jan 15 videos are at the (excluded) bound.
     assert_eq!(dry(&["--until", "2026-01-15T09:00:00+01:00"]), (early.len() + jan10.len()) as i64);
-    assert_eq!(dry(&["--until", "2026-01-15T09:00:01+01:00"]), (early.len() + jan10.len() + jan15.len()) as i64);
+    assert_eq!(
+        dry(&["--until", "2026-01-15T09:00:01+01:00"]),
+        (early.len() + jan10.len() + jan15.len()) as i64
+    );
     assert_eq!(dry(&["--video-status", "3"]), (jan10.len() + jan15.len()) as i64);
-    assert_eq!(dry(&["--video-status", "3", "--user", "shop2", "--since", "2026-01-11"]), jan15.len() as i64);
+    assert_eq!(
+        dry(&["--video-status", "3", "--user", "shop2", "--since", "2026-01-11"]),
+        jan15.len() as i64
+    );
 
     let summary = backfill(&env, &["--video-status", "4", "--batch-size", "2"]);
     assert_eq!(summary["created"], 5);
@@ -281,7 +333,9 @@ fn two_backfills_at_once_create_one_task_per_video() {
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
-        let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+        let summary: Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+                .unwrap();
         created += summary["created"].as_i64().unwrap();
     }
     assert_eq!(created, 300);
@@ -320,13 +374,17 @@ fn ctrl_c_stops_after_the_current_batch_and_prints_where_to_resume() {
     env.wait_until(Duration::from_secs(20), "the first batches", || {
         env.count("SELECT COUNT(*) FROM processing_tasks") >= 10
     });
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "Ctrl-C took {:?}", started.elapsed());
     assert_eq!(out.status.code(), Some(1), "interrupted: not done");
-    let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(summary["interrupted"], true);
     let last = summary["last_video_id"].as_i64().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -336,7 +394,10 @@ fn ctrl_c_stops_after_the_current_batch_and_prints_where_to_resume() {
     assert!(done < 100, "finished before the interrupt");
     assert_eq!(summary["created"], done);
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks"), done);
-    assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_tasks WHERE video_id > {last}")), 0);
+    assert_eq!(
+        env.count(&format!("SELECT COUNT(*) FROM processing_tasks WHERE video_id > {last}")),
+        0
+    );
 
     let rest = backfill(&env, &["--after-id", &last.to_string()]);
     assert_eq!(rest["created"], 100 - done);
@@ -419,7 +480,10 @@ fn page_all(env: &TestEnv, args: &[&str], limit: u32) -> (Vec<Value>, usize) {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.last(), Some(&last));
-        assert!(last.as_object().unwrap().keys().eq(["next_cursor"]), "last line is the cursor: {last}");
+        assert!(
+            last.as_object().unwrap().keys().eq(["next_cursor"]),
+            "last line is the cursor: {last}"
+        );
         let page = &lines[..lines.len() - 1];
         assert!(page.len() <= limit.parse().unwrap());
         seen.extend(page.iter().cloned());
@@ -444,7 +508,11 @@ fn tasks_filters_and_cursor_pages_show_each_task_once_as_stored() {
     backfill(&env, &[]);
     assert!(env.enqueue(&["noop", "--count", "6"]).status.success());
     // A spread of states, steps, errors and ages.
-    let ids: Vec<i64> = env.sql("SELECT id FROM processing_tasks ORDER BY id").iter().map(|r| r[0].parse().unwrap()).collect();
+    let ids: Vec<i64> = env
+        .sql("SELECT id FROM processing_tasks ORDER BY id")
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect();
     assert_eq!(ids.len(), 27);
     env.sql(&format!(
         "UPDATE processing_tasks SET status = 3, error_message = 'ffmpeg: bad input', current_step = 'failed', retry_count = 3, completed_at = NOW() WHERE id IN ({}, {}, {})",
@@ -483,12 +551,27 @@ fn tasks_filters_and_cursor_pages_show_each_task_once_as_stored() {
         page_all(&env, args, 4).0.iter().map(|t| t["id"].as_i64().unwrap()).collect()
     };
     assert_eq!(listed(&["--status", "failed"]), matching(&|t| t["status"] == "failed"));
-    assert_eq!(listed(&["--status", "failed", "--status", "completed"]), matching(&|t| t["status"] == "failed" || t["status"] == "completed"));
+    assert_eq!(
+        listed(&["--status", "failed", "--status", "completed"]),
+        matching(&|t| t["status"] == "failed" || t["status"] == "completed")
+    );
     assert_eq!(listed(&["--user", "shop2"]), matching(&|t| t["user"] == "shop2"));
     assert_eq!(listed(&["--type", "noop"]), matching(&|t| t["task_type"] == "noop"));
-    assert_eq!(listed(&["--since", "2026-01-01"]), matching(&|t| t["created_at"].as_str().unwrap() >= "2026-01-01"));
     assert_eq!(
-        listed(&["--user", "shop1", "--status", "pending", "--type", "video_clip", "--since", "2025-12-01T00:00:01Z"]),
+        listed(&["--since", "2026-01-01"]),
+        matching(&|t| t["created_at"].as_str().unwrap() >= "2026-01-01")
+    );
+    assert_eq!(
+        listed(&[
+            "--user",
+            "shop1",
+            "--status",
+            "pending",
+            "--type",
+            "video_clip",
+            "--since",
+            "2025-12-01T00:00:01Z"
+        ]),
         matching(&|t| t["user"] == "shop1"
             && t["status"] == "pending"
             && t["task_type"] == "video_clip"

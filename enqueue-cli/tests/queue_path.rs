@@ -13,24 +13,46 @@ fn two_hundred_noop_tasks_one_scheduler_two_workers() {
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut w1 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker1");
     let mut w2 = env.spawn("worker", &["--exit-when-idle", "--concurrency", "8"], "worker2");
-    for (child, name) in [(&mut scheduler, "scheduler"), (&mut w1, "worker 1"), (&mut w2, "worker 2")] {
+    for (child, name) in
+        [(&mut scheduler, "scheduler"), (&mut w1, "worker 1"), (&mut w2, "worker 2")]
+    {
         let status = env.wait_exit(child, Duration::from_secs(60), name);
         assert!(status.success(), "{name} exited with {status}");
     }
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), 200, "completed");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"),
+        200,
+        "completed"
+    );
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 200, "result rows");
-    assert_eq!(env.count("SELECT COUNT(DISTINCT task_id) FROM processing_results"), 200, "one result per task");
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE queued_at IS NOT NULL AND status = 0"), 0, "left queued");
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts <> 1"), 0, "every task ran once");
+    assert_eq!(
+        env.count("SELECT COUNT(DISTINCT task_id) FROM processing_results"),
+        200,
+        "one result per task"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT COUNT(*) FROM processing_tasks WHERE queued_at IS NOT NULL AND status = 0"
+        ),
+        0,
+        "left queued"
+    );
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE attempts <> 1"),
+        0,
+        "every task ran once"
+    );
     for list in ["queue:high_priority", "queue:video_processing"] {
         assert_eq!(env.redis(&["LLEN", list]).trim(), "0", "{list} not empty");
     }
     // Both workers took part.
-    let owners = env.count("SELECT COUNT(DISTINCT SUBSTRING_INDEX(lease_owner, '#', 1)) FROM processing_tasks");
+    let owners = env
+        .count("SELECT COUNT(DISTINCT SUBSTRING_INDEX(lease_owner, '#', 1)) FROM processing_tasks");
     assert_eq!(owners, 2, "tasks spread over both workers");
     for id in ids.iter().step_by(20) {
         let key = format!("task:status:{id}");
-        let cached: serde_json::Value = serde_json::from_str(env.redis(&["GET", &key]).trim()).unwrap();
+        let cached: serde_json::Value =
+            serde_json::from_str(env.redis(&["GET", &key]).trim()).unwrap();
         assert_eq!(cached["status"], 2, "{key}");
         assert_eq!(cached["progress"], 100, "{key}");
         let ttl: i64 = env.redis(&["TTL", &key]).trim().parse().unwrap();
@@ -47,7 +69,8 @@ fn high_priority_tasks_all_start_first_and_each_list_is_fifo() {
     // Let the scheduler fill both lists, then stop it.
     let mut scheduler = env.spawn("scheduler", &[], "scheduler");
     env.wait_until(Duration::from_secs(20), "both lists filled", || {
-        env.redis(&["LLEN", "queue:high_priority"]).trim() == "30" && env.redis(&["LLEN", "queue:video_processing"]).trim() == "30"
+        env.redis(&["LLEN", "queue:high_priority"]).trim() == "30"
+            && env.redis(&["LLEN", "queue:video_processing"]).trim() == "30"
     });
     scheduler.kill().unwrap();
     scheduler.wait().unwrap();
@@ -89,7 +112,8 @@ fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
 
     let mut worker = env.spawn("worker", &[], "worker2");
     env.wait_until(Duration::from_secs(20), "duplicates consumed", || {
-        env.redis(&["LLEN", "queue:high_priority"]).trim() == "0" && env.redis(&["LLEN", "queue:video_processing"]).trim() == "0"
+        env.redis(&["LLEN", "queue:high_priority"]).trim() == "0"
+            && env.redis(&["LLEN", "queue:video_processing"]).trim() == "0"
     });
     // Give a wrongly claimed task time to show up as a result.
     std::thread::sleep(Duration::from_millis(700));
@@ -97,7 +121,11 @@ fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
     worker.wait().unwrap();
     let after = env.sql("SELECT task_id, status, attempts, lease_owner, updated_at FROM processing_tasks ORDER BY id");
     assert_eq!(before, after, "duplicate entries changed task rows");
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 5, "duplicate entries wrote results");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_results"),
+        5,
+        "duplicate entries wrote results"
+    );
 }
 
 #[test]
@@ -114,7 +142,11 @@ fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
         assert_eq!(row[0], "3", "failed");
         assert_eq!(row[1], "2", "retries used");
         assert_eq!(row[2], "3", "attempts = 1 + retries");
-        assert!(row[3].contains("failed on purpose") && row[3].contains("gave up after 2 retries"), "{}", row[3]);
+        assert!(
+            row[3].contains("failed on purpose") && row[3].contains("gave up after 2 retries"),
+            "{}",
+            row[3]
+        );
     }
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 0);
     // The history tells the story: created, then (started, back to pending) x2, started, failed.
@@ -133,13 +165,26 @@ fn failing_tasks_retry_with_backoff_then_fail_with_a_reason() {
     // `retry` makes them pending again with a fresh budget: one by id, the
     // rest with --all-failed --since.
     assert!(env.enqueue(&["retry", ids[0].as_str(), "--json"]).status.success());
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"), 1);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"),
+        1
+    );
     let future = env.enqueue(&["retry", "--all-failed", "--since", "2999-01-01"]);
     assert!(future.status.success());
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 3"), 2, "--since in the future retries nothing");
-    assert_eq!(env.enqueue(&["retry", "--all-failed", "--since", "yesterday"]).status.code(), Some(2));
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 3"),
+        2,
+        "--since in the future retries nothing"
+    );
+    assert_eq!(
+        env.enqueue(&["retry", "--all-failed", "--since", "yesterday"]).status.code(),
+        Some(2)
+    );
     assert!(env.enqueue(&["retry", "--all-failed", "--since", "2000-01-01"]).status.success());
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"), 3);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND retry_count = 0"),
+        3
+    );
 }
 
 #[test]
@@ -152,7 +197,10 @@ fn cancelled_pending_tasks_never_run() {
     let mut worker = env.spawn("worker", &["--exit-when-idle"], "worker");
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
     assert!(env.wait_exit(&mut worker, Duration::from_secs(30), "worker").success());
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 4 AND attempts = 0"), 2);
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 4 AND attempts = 0"),
+        2
+    );
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 2);
 }
 
@@ -181,6 +229,7 @@ fn queues_shows_depths_waiting_age_and_live_workers() {
     let worker_id = workers[0].as_str().unwrap();
     assert_eq!(value["running_per_worker"][worker_id], 5, "{value}");
     assert!(value["oldest_wait_seconds"].as_i64().unwrap() >= 0, "{value}");
-    let depth = value["queues"]["queue:video_processing"].as_u64().unwrap() + value["queues"]["queue:high_priority"].as_u64().unwrap();
+    let depth = value["queues"]["queue:video_processing"].as_u64().unwrap()
+        + value["queues"]["queue:high_priority"].as_u64().unwrap();
     assert_eq!(depth, 2, "the two waiting tasks are queued: {value}");
 }

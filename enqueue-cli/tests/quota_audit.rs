@@ -26,7 +26,11 @@ fn monthly_video_quota_is_checked_counted_and_reset() {
     let reason = String::from_utf8_lossy(&refused.stderr);
     assert!(reason.contains("quota monthly_videos") && reason.contains("\"shop\""), "{reason}");
     assert_eq!(reason.trim().lines().count(), 1);
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks"), 2, "the refused command wrote a task");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks"),
+        2,
+        "the refused command wrote a task"
+    );
     // Operators may force it.
     assert!(env.enqueue(&["video", &video, "--user", "shop", "--force"]).status.success());
 
@@ -36,7 +40,10 @@ fn monthly_video_quota_is_checked_counted_and_reset() {
     assert!(env.wait_exit(&mut worker, Duration::from_secs(120), "worker").success());
     assert!(env.wait_exit(&mut scheduler, Duration::from_secs(30), "scheduler").success());
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), 3);
-    assert_eq!(env.count("SELECT used_quota FROM user_quotas WHERE quota_type = 'monthly_videos'"), 3);
+    assert_eq!(
+        env.count("SELECT used_quota FROM user_quotas WHERE quota_type = 'monthly_videos'"),
+        3
+    );
     assert_eq!(env.enqueue(&["video", &video, "--user", "shop"]).status.code(), Some(2));
 
     // A new period starts with nothing used.
@@ -50,9 +57,19 @@ fn state_changing_commands_are_audited() {
     let env = TestEnv::new();
     assert!(env.enqueue(&["user", "add", "shop", "--email", "shop@example.com"]).status.success());
     assert!(env.enqueue(&["video", &silent_video(), "--user", "shop"]).status.success());
-    assert_eq!(env.enqueue(&["video", "/nonexistent.mp4", "--user", "shop"]).status.code(), Some(2));
+    assert_eq!(
+        env.enqueue(&["video", "/nonexistent.mp4", "--user", "shop"]).status.code(),
+        Some(2)
+    );
     let out = env.enqueue(&["noop", "--count", "2", "--json"]);
-    let id = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().split('"').nth(3).unwrap().to_string();
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .split('"')
+        .nth(3)
+        .unwrap()
+        .to_string();
     assert!(env.enqueue(&["cancel", &id]).status.success());
     assert!(env.enqueue(&["status", &id]).status.success()); // read-only: not audited
 
@@ -60,7 +77,8 @@ fn state_changing_commands_are_audited() {
         "SELECT operation, resource_type, COALESCE(resource_id, ''), status, COALESCE(error_message, ''), user_id IS NOT NULL, \
          JSON_VALUE(request_data, '$.argv[1]'), execution_time >= 0 FROM operation_logs ORDER BY id",
     );
-    let summary: Vec<(String, String)> = rows.iter().map(|r| (r[0].clone(), r[3].clone())).collect();
+    let summary: Vec<(String, String)> =
+        rows.iter().map(|r| (r[0].clone(), r[3].clone())).collect();
     assert_eq!(
         summary,
         vec![
@@ -102,7 +120,11 @@ fn parallel_enqueues_for_the_last_video_of_a_quota_give_exactly_one_task() {
         .collect();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
-    assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "exactly one succeeds: {codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "exactly one succeeds: {codes:?}"
+    );
     for refused in outputs.iter().filter(|o| o.status.code() != Some(0)) {
         assert_eq!(refused.status.code(), Some(2));
         let reason = String::from_utf8_lossy(&refused.stderr);
@@ -126,7 +148,8 @@ fn backfill_respects_quotas_unless_forced() {
         assert!(env.enqueue(&["video", &video, "--user", "shop"]).status.success());
     }
     // The uploads' own tasks are cancelled: none in flight, none completed.
-    let ids: Vec<String> = env.sql("SELECT task_id FROM processing_tasks").into_iter().map(|r| r[0].clone()).collect();
+    let ids: Vec<String> =
+        env.sql("SELECT task_id FROM processing_tasks").into_iter().map(|r| r[0].clone()).collect();
     let mut args = vec!["cancel"];
     args.extend(ids.iter().map(String::as_str));
     assert!(env.enqueue(&args).status.success());
@@ -189,15 +212,25 @@ fn an_enqueue_waits_for_a_concurrent_one_holding_the_quota_and_then_sees_its_tas
     env.wait_until(Duration::from_secs(30), "the enqueue to wait for the lock (or exit)", || {
         env.count(waiting) > 0 || enqueue.try_wait().unwrap().is_some()
     });
-    assert!(enqueue.try_wait().unwrap().is_none(), "the enqueue decided without waiting for the other transaction");
+    assert!(
+        enqueue.try_wait().unwrap().is_none(),
+        "the enqueue decided without waiting for the other transaction"
+    );
     writeln!(stdin, "COMMIT;").unwrap();
     drop(stdin);
     let out = enqueue.wait_with_output().unwrap();
     let reason = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{reason}");
-    assert!(reason.contains("quota monthly_videos") && reason.contains("1 in progress"), "{reason}");
+    assert!(
+        reason.contains("quota monthly_videos") && reason.contains("1 in progress"),
+        "{reason}"
+    );
     let _ = other.wait();
     assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks"), 1);
     assert_eq!(env.count("SELECT COUNT(*) FROM videos"), 1);
-    assert!(env.stored_files().is_empty(), "the refused enqueue left files: {:?}", env.stored_files());
+    assert!(
+        env.stored_files().is_empty(),
+        "the refused enqueue left files: {:?}",
+        env.stored_files()
+    );
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use support::{probe, free_port, project_root, TestEnv};
+use support::{free_port, probe, project_root, TestEnv};
 
 const ACCESS_KEY: &str = "test-access-key";
 const SECRET_KEY: &str = "test-secret-key-do-not-log";
@@ -53,7 +53,10 @@ impl Moto {
         let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(moto.child.try_wait().unwrap().is_none(), "moto_server exited; see .local/s3/test-{port}.log");
+            assert!(
+                moto.child.try_wait().unwrap().is_none(),
+                "moto_server exited; see .local/s3/test-{port}.log"
+            );
             assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -74,14 +77,17 @@ impl Moto {
     /// `Storage` for `url` on this server.
     fn storage(&self, url: &str) -> Storage {
         let settings = self.settings();
-        Storage::from_url_with_env(url, &|name| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
-            .unwrap()
+        Storage::from_url_with_env(url, &|name| {
+            settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
     }
 
     /// A fresh bucket (its name unique to this test) and `s3://bucket/prefix`.
     fn new_bucket(&self, prefix: &str) -> (String, Storage) {
         static N: AtomicU32 = AtomicU32::new(0);
-        let bucket = format!("videoclip-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let bucket =
+            format!("videoclip-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let url = format!("s3://{bucket}/{prefix}");
         let storage = self.storage(&url);
         block_on(storage.create_bucket_if_missing()).expect("creating the bucket");
@@ -127,7 +133,7 @@ fn run_until_idle(moto: &Moto, env: &TestEnv, url: &str, limit: Duration) {
         .unwrap();
     let mut worker = moto
         .command(env, "worker", url)
-                .args(["--exit-when-idle", "--concurrency", "2"])
+        .args(["--exit-when-idle", "--concurrency", "2"])
         .stdout(Stdio::null())
         .stderr(log("worker"))
         .spawn()
@@ -152,17 +158,31 @@ fn a_video_in_s3_becomes_clips_and_thumbnails_in_s3() {
     let started = Instant::now();
     let out = moto
         .command(&env, "enqueue", &url)
-        .args(["video", fixture.to_str().unwrap(), "--user", "shop", "--config", r#"{"language":"zh"}"#, "--json"])
+        .args([
+            "video",
+            fixture.to_str().unwrap(),
+            "--user",
+            "shop",
+            "--config",
+            r#"{"language":"zh"}"#,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET_KEY));
-    let task_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["task_id"].as_str().unwrap().to_string();
+    let task_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let key = format!("videos/{user}/{}.mp4", sha256(&fixture));
     assert_eq!(env.sql("SELECT file_path FROM videos")[0][0], key);
     let stored = block_on(storage.list("videos")).unwrap();
     let size = std::fs::metadata(&fixture).unwrap().len();
-    assert_eq!(stored.iter().map(|o| (o.key.clone(), o.size)).collect::<Vec<_>>(), vec![(key.clone(), size)]);
+    assert_eq!(
+        stored.iter().map(|o| (o.key.clone(), o.size)).collect::<Vec<_>>(),
+        vec![(key.clone(), size)]
+    );
     assert!(stored[0].modified.is_some(), "S3 listings carry the modification time");
     let whole_bucket = moto.storage(url.trim_end_matches("/tenant-a"));
     let raw = block_on(whole_bucket.list("")).unwrap();
@@ -177,31 +197,48 @@ fn a_video_in_s3_becomes_clips_and_thumbnails_in_s3() {
     eprintln!("scheduler + worker: {:.1?}", started.elapsed());
     let row = &env.sql(&format!("SELECT id, status, error_message, attempts FROM processing_tasks WHERE task_id = '{task_id}'"))[0];
     assert_eq!(row[1], "2", "not completed: {}", row[2]);
-    assert!(!Path::new(&std::env::temp_dir().join(format!("videoclip-{task_id}-{}", row[3]))).exists(), "scratch left behind");
+    assert!(
+        !Path::new(&std::env::temp_dir().join(format!("videoclip-{task_id}-{}", row[3]))).exists(),
+        "scratch left behind"
+    );
     let segments = env.sql(&format!(
         "SELECT file_path, thumbnail_url, file_size, start_time, end_time FROM video_segments WHERE task_id = {}",
         row[0]
     ));
     assert!(!segments.is_empty(), "the air fryer video has selling points");
     let clips = block_on(storage.list(&format!("clips/{user}/{task_id}"))).unwrap();
-    assert_eq!(clips.len(), segments.len() * 2 + 1, "one clip and one thumbnail per segment, and the video's still: {clips:?}");
+    assert_eq!(
+        clips.len(),
+        segments.len() * 2 + 1,
+        "one clip and one thumbnail per segment, and the video's still: {clips:?}"
+    );
     let still = env.sql("SELECT thumbnail_url FROM videos")[0][0].clone();
     assert!(clips.iter().any(|o| o.key == still), "the video's still {still} not in the bucket");
     for segment in &segments {
-        let clip = clips.iter().find(|o| o.key == segment[0]).unwrap_or_else(|| panic!("{} not in the bucket", segment[0]));
+        let clip = clips
+            .iter()
+            .find(|o| o.key == segment[0])
+            .unwrap_or_else(|| panic!("{} not in the bucket", segment[0]));
         assert_eq!(clip.size.to_string(), segment[2], "stored size");
         assert!(clips.iter().any(|o| o.key == segment[1]), "{} not in the bucket", segment[1]);
     }
 
     // One clip and its thumbnail, downloaded, are real media of the right length.
     let (clip_key, thumb_key) = (&segments[0][0], &segments[0][1]);
-    let (start, end): (f64, f64) = (segments[0][3].parse().unwrap(), segments[0][4].parse().unwrap());
+    let (start, end): (f64, f64) =
+        (segments[0][3].parse().unwrap(), segments[0][4].parse().unwrap());
     let clip = env.dir.join("clip.mp4");
     let thumb = env.dir.join("thumb.jpg");
-    assert_eq!(block_on(storage.fetch_to(clip_key, &clip)).unwrap(), std::fs::metadata(&clip).unwrap().len());
+    assert_eq!(
+        block_on(storage.fetch_to(clip_key, &clip)).unwrap(),
+        std::fs::metadata(&clip).unwrap().len()
+    );
     block_on(storage.fetch_to(thumb_key, &thumb)).unwrap();
     let duration: f64 = probe(&clip, "v:0", "stream=duration").parse().unwrap();
-    assert!((duration - (end - start)).abs() <= 0.05, "clip lasts {duration}, segment {start}-{end}");
+    assert!(
+        (duration - (end - start)).abs() <= 0.05,
+        "clip lasts {duration}, segment {start}-{end}"
+    );
     assert_eq!(probe(&clip, "a:0", "stream=codec_name"), "aac");
     assert_eq!(probe(&thumb, "v:0", "stream=codec_name"), "mjpeg");
 }
@@ -227,7 +264,11 @@ fn missing_or_escaping_keys_in_s3_fail_at_once_and_bad_urls_are_refused() {
     // A bad STORAGE_URL is bad usage: exit 2, one line, no secret shown.
     let fixture = project_root().join("fixtures/videos/zh-airfryer.mp4");
     for bad_url in ["s3://videoclip-x/../escape", "s3://key:hunter2@videoclip-x/p"] {
-        let out = moto.command(&env, "enqueue", bad_url).args(["video", fixture.to_str().unwrap(), "--user", "shop"]).output().unwrap();
+        let out = moto
+            .command(&env, "enqueue", bad_url)
+            .args(["video", fixture.to_str().unwrap(), "--user", "shop"])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad_url}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{bad_url}: {stderr}");
@@ -236,7 +277,10 @@ fn missing_or_escaping_keys_in_s3_fail_at_once_and_bad_urls_are_refused() {
     assert_eq!(env.count("SELECT COUNT(*) FROM videos"), 0);
 
     // Rows written by another system: the worker fails each at once.
-    let cases = [("../../etc/passwd", "not a plain relative path"), ("videos/missing.mp4", "stored file videos/missing.mp4 is missing")];
+    let cases = [
+        ("../../etc/passwd", "not a plain relative path"),
+        ("videos/missing.mp4", "stored file videos/missing.mp4 is missing"),
+    ];
     for (i, (path, _)) in cases.iter().enumerate() {
         env.sql(&format!(
             "INSERT INTO videos (id, user_id, filename, original_filename, file_path, file_size) VALUES ({id}, {user}, 'f{i}', 'f{i}', '{path}', 1); \
@@ -248,7 +292,11 @@ fn missing_or_escaping_keys_in_s3_fail_at_once_and_bad_urls_are_refused() {
     for (i, (path, reason)) in cases.iter().enumerate() {
         let row = &env.sql(&format!("SELECT status, retry_count, attempts, error_message FROM processing_tasks WHERE task_id = 'bad-{i}'"))[0];
         assert_eq!(row[0], "3", "{path} should fail: {row:?}");
-        assert_eq!((row[1].as_str(), row[2].as_str()), ("0", "1"), "{path}: failed at once, no retries");
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str()),
+            ("0", "1"),
+            "{path}: failed at once, no retries"
+        );
         assert!(row[3].contains(reason), "{path}: error_message {:?} lacks {reason:?}", row[3]);
     }
 
@@ -278,7 +326,10 @@ fn big_files_go_up_in_parts_and_come_back_whole() {
     std::fs::write(&source, &bytes).unwrap();
 
     let started = Instant::now();
-    assert_eq!(block_on(storage.put_file(&source, "videos/1/big.mp4")).unwrap(), bytes.len() as u64);
+    assert_eq!(
+        block_on(storage.put_file(&source, "videos/1/big.mp4")).unwrap(),
+        bytes.len() as u64
+    );
     let up = started.elapsed();
     assert!(block_on(storage.exists("videos/1/big.mp4")).unwrap());
     let started = Instant::now();
@@ -297,6 +348,9 @@ fn big_files_go_up_in_parts_and_come_back_whole() {
     block_on(storage.delete("videos/1/big.mp4")).unwrap();
     assert!(!block_on(storage.exists("videos/1/big.mp4")).unwrap());
     let err = block_on(storage.open_local("videos/1/big.mp4", &dir)).unwrap_err();
-    assert_eq!(shared::bad_input_reason(&err).map(|r| r.to_string()).as_deref(), Some("stored file videos/1/big.mp4 is missing"));
+    assert_eq!(
+        shared::bad_input_reason(&err).map(|r| r.to_string()).as_deref(),
+        Some("stored file videos/1/big.mp4 is missing")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -32,11 +32,7 @@ fn openssl(dir: &Path, args: &str) {
         .args(args.split_whitespace())
         .output()
         .expect("the openssl CLI (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn make_pki(dir: &Path) -> Pki {
@@ -52,10 +48,7 @@ fn make_pki(dir: &Path) -> Pki {
             ),
         );
     }
-    openssl(
-        &dir,
-        &format!("req {ec} -subj /CN=127.0.0.1 -keyout server.key -out server.csr"),
-    );
+    openssl(&dir, &format!("req {ec} -subj /CN=127.0.0.1 -keyout server.key -out server.csr"));
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
@@ -78,11 +71,7 @@ fn make_pki(dir: &Path) -> Pki {
 /// Runs `cmd` to completion within [`RUN_LIMIT`] (killed and failed if
 /// not). Its output is small, so the pipes are read at the end.
 fn output_within(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning");
     let deadline = Instant::now() + RUN_LIMIT;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -105,26 +94,14 @@ fn enqueue(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Output {
 }
 
 fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Exit 2 with one line on stderr containing one of `needles`.
 fn assert_refused(out: &Output, needles: &[&str], what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: exit code; stderr: {stderr}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{what}: one line expected: {stderr:?}"
-    );
+    assert_eq!(out.status.code(), Some(2), "{what}: exit code; stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: one line expected: {stderr:?}");
     assert!(
         needles.iter().any(|n| stderr.contains(n)),
         "{what}: none of {needles:?} in {stderr:?}"
@@ -141,16 +118,7 @@ impl TlsRedis {
     fn start(pki: &Pki, dir: &Path) -> TlsRedis {
         let port = free_port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
             .arg("--tls-cert-file")
             .arg(&pki.cert)
@@ -167,10 +135,7 @@ impl TlsRedis {
         let redis = TlsRedis { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis.cli(pki, &["PING"]).trim() != "PONG" {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server with TLS did not start"
-            );
+            assert!(Instant::now() < deadline, "redis-server with TLS did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         redis
@@ -179,14 +144,7 @@ impl TlsRedis {
     /// redis-cli over TLS, trusting the test CA.
     fn cli(&self, pki: &Pki, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args([
-                "--tls",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "--cacert",
-            ])
+            .args(["--tls", "-h", "127.0.0.1", "-p", &self.port.to_string(), "--cacert"])
             .arg(&pki.ca)
             .args(args)
             .output()
@@ -225,41 +183,21 @@ fn rediss_verifies_the_server_and_never_falls_back_to_plaintext() {
 
     // A system store that does not trust the server's CA: refused.
     let untrusted = ["certificate", "UnknownIssuer"];
-    let out = enqueue(
-        &env,
-        &queues,
-        &[("REDIS_URL", &url), ("SSL_CERT_FILE", other_ca)],
-    );
+    let out = enqueue(&env, &queues, &[("REDIS_URL", &url), ("SSL_CERT_FILE", other_ca)]);
     assert_refused(&out, &untrusted, "rediss:// to an untrusted server");
-    let out = enqueue(
-        &env,
-        &queues,
-        &[("REDIS_URL", &url), ("REDIS_CA_CERT", other_ca)],
-    );
+    let out = enqueue(&env, &queues, &[("REDIS_URL", &url), ("REDIS_CA_CERT", other_ca)]);
     assert_refused(&out, &untrusted, "rediss:// with the wrong REDIS_CA_CERT");
 
     // TLS that cannot be set up is refused before any connection.
     let missing = env.dir.join("missing.pem");
     let missing = missing.to_str().unwrap();
-    let out = enqueue(
-        &env,
-        &queues,
-        &[("REDIS_URL", &url), ("REDIS_CA_CERT", missing)],
-    );
-    assert_refused(
-        &out,
-        &["cannot read REDIS_CA_CERT file"],
-        "missing REDIS_CA_CERT",
-    );
+    let out = enqueue(&env, &queues, &[("REDIS_URL", &url), ("REDIS_CA_CERT", missing)]);
+    assert_refused(&out, &["cannot read REDIS_CA_CERT file"], "missing REDIS_CA_CERT");
 
     // Plaintext to the TLS port fails; a CA file with redis:// is refused.
     let plain = format!("redis://127.0.0.1:{}/0", redis.port);
     let out = enqueue(&env, &queues, &[("REDIS_URL", &plain)]);
-    assert_refused(
-        &out,
-        &["cannot connect to Redis"],
-        "redis:// to the TLS port",
-    );
+    assert_refused(&out, &["cannot connect to Redis"], "redis:// to the TLS port");
     let out = enqueue(&env, &queues, &[("REDIS_CA_CERT", ca)]);
     assert_refused(&out, &["is not rediss://"], "REDIS_CA_CERT with redis://");
 }
@@ -269,24 +207,13 @@ fn rediss_verifies_the_server_and_never_falls_back_to_plaintext() {
 /// connection (itself one more connection, no TLS).
 fn connection_counts(db: &PrivateMariaDb) -> (i64, i64) {
     let out = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "--skip-ssl",
-            "-N",
-            "-B",
-            "-uroot",
-            "-h127.0.0.1",
-        ])
+        .args(["--no-defaults", "--skip-ssl", "-N", "-B", "-uroot", "-h127.0.0.1"])
         .arg(format!("-P{}", db.port))
         .arg("-e")
         .arg("SHOW GLOBAL STATUS WHERE Variable_name IN ('Connections', 'Ssl_finished_accepts')")
         .output()
         .expect("mariadb client");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let value = |name: &str| -> i64 {
         let line = text
@@ -302,12 +229,8 @@ fn connection_counts(db: &PrivateMariaDb) -> (i64, i64) {
 fn require_ssl_encrypts_every_connection_and_refuses_a_server_without_tls() {
     let env = TestEnv::new();
     let pki = make_pki(&env.dir);
-    let tls_args = [
-        ("--ssl-cert", &pki.cert),
-        ("--ssl-key", &pki.key),
-        ("--ssl-ca", &pki.ca),
-    ]
-    .map(|(flag, path)| format!("{flag}={}", path.display()));
+    let tls_args = [("--ssl-cert", &pki.cert), ("--ssl-key", &pki.key), ("--ssl-ca", &pki.ca)]
+        .map(|(flag, path)| format!("{flag}={}", path.display()));
     let db = PrivateMariaDb::start_with(&env.dir, &tls_args);
     let create = Command::new("mariadb")
         .args(["--no-defaults", "--skip-ssl", "-uroot", "-h127.0.0.1"])
@@ -324,48 +247,26 @@ fn require_ssl_encrypts_every_connection_and_refuses_a_server_without_tls() {
     // TLS (none plaintext, no attempt on the unix socket: mysql_async's
     // prefer_socket would try one after each TCP connection).
     let (connections, accepts) = connection_counts(&db);
-    let out = enqueue(
-        &env,
-        &["migrate"],
-        &[("DATABASE_URL", &url), ("DATABASE_CA_CERT", ca)],
-    );
+    let out = enqueue(&env, &["migrate"], &[("DATABASE_URL", &url), ("DATABASE_CA_CERT", ca)]);
     assert_ok(&out, "migrate with require_ssl=true and DATABASE_CA_CERT");
     let (connections_after, accepts_after) = connection_counts(&db);
     let made = connections_after - connections - 1;
     assert!(made >= 1, "enqueue made no connection?");
-    assert_eq!(
-        accepts_after - accepts,
-        made,
-        "every connection of enqueue is TLS"
-    );
+    assert_eq!(accepts_after - accepts, made, "every connection of enqueue is TLS");
 
     // No CA file: the system store, SSL_CERT_FILE honoured.
-    let out = enqueue(
-        &env,
-        &["tasks", "--json"],
-        &[("DATABASE_URL", &url), ("SSL_CERT_FILE", ca)],
-    );
-    assert_ok(
-        &out,
-        "require_ssl=true trusting the CA through SSL_CERT_FILE",
-    );
+    let out = enqueue(&env, &["tasks", "--json"], &[("DATABASE_URL", &url), ("SSL_CERT_FILE", ca)]);
+    assert_ok(&out, "require_ssl=true trusting the CA through SSL_CERT_FILE");
 
     // An untrusted server certificate is refused.
     let untrusted = ["certificate", "UnknownIssuer"];
-    let out = enqueue(
-        &env,
-        &["migrate"],
-        &[("DATABASE_URL", &url), ("SSL_CERT_FILE", other_ca)],
-    );
+    let out = enqueue(&env, &["migrate"], &[("DATABASE_URL", &url), ("SSL_CERT_FILE", other_ca)]);
     assert_refused(&out, &untrusted, "require_ssl=true to an untrusted server");
 
     // A server without TLS (the shared test MariaDB) is refused, not used.
     let plain_server = format!("{}?require_ssl=true", env.database_url);
-    let out = enqueue(
-        &env,
-        &["migrate"],
-        &[("DATABASE_URL", &plain_server), ("DATABASE_CA_CERT", ca)],
-    );
+    let out =
+        enqueue(&env, &["migrate"], &[("DATABASE_URL", &plain_server), ("DATABASE_CA_CERT", ca)]);
     assert_refused(
         &out,
         &["does not have this capability"],
@@ -374,9 +275,5 @@ fn require_ssl_encrypts_every_connection_and_refuses_a_server_without_tls() {
 
     // A CA file without require_ssl=true is refused before connecting.
     let out = enqueue(&env, &["migrate"], &[("DATABASE_CA_CERT", ca)]);
-    assert_refused(
-        &out,
-        &["has no require_ssl=true"],
-        "DATABASE_CA_CERT without require_ssl",
-    );
+    assert_refused(&out, &["has no require_ssl=true"], "DATABASE_CA_CERT without require_ssl");
 }

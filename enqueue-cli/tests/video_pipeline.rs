@@ -16,7 +16,15 @@ fn fixture(name: &str) -> PathBuf {
 
 fn enqueue_video(env: &TestEnv, file: &Path, language: &str) -> String {
     let config = format!(r#"{{"language":"{language}"}}"#);
-    let out = env.enqueue(&["video", file.to_str().unwrap(), "--user", "shop", "--config", &config, "--json"]);
+    let out = env.enqueue(&[
+        "video",
+        file.to_str().unwrap(),
+        "--user",
+        "shop",
+        "--config",
+        &config,
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     value["task_id"].as_str().unwrap().to_string()
@@ -47,8 +55,10 @@ fn fixture_videos_become_selling_point_clips() {
     let env = TestEnv::new();
     assert!(env.enqueue(&["user", "add", "shop", "--email", "shop@example.com"]).status.success());
     let cases = [("zh-airfryer", "zh"), ("en-water-bottle", "en"), ("silent", "en")];
-    let tasks: Vec<(String, &str)> =
-        cases.iter().map(|(name, lang)| (enqueue_video(&env, &fixture(&format!("{name}.mp4")), lang), *name)).collect();
+    let tasks: Vec<(String, &str)> = cases
+        .iter()
+        .map(|(name, lang)| (enqueue_video(&env, &fixture(&format!("{name}.mp4")), lang), *name))
+        .collect();
 
     let mut scheduler = env.spawn("scheduler", &["--exit-when-idle"], "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "2"], "worker");
@@ -62,24 +72,41 @@ fn fixture_videos_become_selling_point_clips() {
         for kind in ["transcript", "analysis"] {
             assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = '{kind}'")), 1, "{name} {kind}");
         }
-        let segments = env.count(&format!("SELECT COUNT(*) FROM video_segments WHERE task_id = {id}"));
+        let segments =
+            env.count(&format!("SELECT COUNT(*) FROM video_segments WHERE task_id = {id}"));
         assert_eq!(env.count(&format!("SELECT COUNT(*) FROM processing_results WHERE task_id = {id} AND result_type = 'segment'")), segments);
         // The probe filled the video's metadata; the video is completed
         // (videos.status 3) and has a still of its own.
         let video = &env.sql(&format!("SELECT width, height, frame_rate, status, thumbnail_url FROM videos WHERE id = {video_id}"))[0];
         assert_eq!(video[..4], ["640", "360", "25.00", "3"], "{name}: videos row");
-        assert_eq!(probe(&env.storage.join(&video[4]), "v:0", "stream=codec_name"), "mjpeg", "{name}: video thumbnail");
+        assert_eq!(
+            probe(&env.storage.join(&video[4]), "v:0", "stream=codec_name"),
+            "mjpeg",
+            "{name}: video thumbnail"
+        );
 
-        let labels: Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.labels.json"))).unwrap()).unwrap();
+        let labels: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("{name}.labels.json"))).unwrap(),
+        )
+        .unwrap();
         let truth: Vec<(String, f64, f64)> = labels["sentences"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|s| s["type"] != "none")
-            .map(|s| (s["type"].as_str().unwrap().to_string(), s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap()))
+            .map(|s| {
+                (
+                    s["type"].as_str().unwrap().to_string(),
+                    s["start"].as_f64().unwrap(),
+                    s["end"].as_f64().unwrap(),
+                )
+            })
             .collect();
         let out = env.enqueue(&["segments", task_id, "--json"]);
-        let clips: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let clips: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(clips.len() as i64, segments);
         if *name == "silent" {
             assert!(clips.is_empty(), "a silent video has no selling points");
@@ -93,14 +120,22 @@ fn fixture_videos_become_selling_point_clips() {
                     && (c["start_time"].as_f64().unwrap() - start).abs() <= 1.0
                     && (c["end_time"].as_f64().unwrap() - end).abs() <= 1.0
             });
-            assert!(found, "{name}: no {kind} clip within 1 s of {start:.2}-{end:.2}; clips: {clips:?}");
+            assert!(
+                found,
+                "{name}: no {kind} clip within 1 s of {start:.2}-{end:.2}; clips: {clips:?}"
+            );
         }
         for clip in &clips {
-            let (start, end) = (clip["start_time"].as_f64().unwrap(), clip["end_time"].as_f64().unwrap());
+            let (start, end) =
+                (clip["start_time"].as_f64().unwrap(), clip["end_time"].as_f64().unwrap());
             let path = env.storage.join(clip["file_path"].as_str().unwrap());
             let frame_time = 1.0 / 25.0;
             let duration: f64 = probe(&path, "v:0", "stream=duration").parse().unwrap();
-            assert!((duration - (end - start)).abs() <= frame_time + 1e-3, "{name}: clip lasts {duration}, asked {}", end - start);
+            assert!(
+                (duration - (end - start)).abs() <= frame_time + 1e-3,
+                "{name}: clip lasts {duration}, asked {}",
+                end - start
+            );
             let audio: f64 = probe(&path, "a:0", "stream=duration").parse().unwrap();
             assert!((audio - duration).abs() <= 0.05, "{name}: audio {audio} vs video {duration}");
             let source = fixture(&format!("{name}.mp4"));
@@ -108,21 +143,41 @@ fn fixture_videos_become_selling_point_clips() {
             assert!(diff < 3.0, "{name}: first frame differs from the source at {start}: {diff}");
             let thumb = env.storage.join(clip["thumbnail_url"].as_str().unwrap());
             assert_eq!(probe(&thumb, "v:0", "stream=codec_name"), "mjpeg", "{name}: thumbnail");
-            assert!(clip["confidence"].as_f64().unwrap() > 0.0 && clip["confidence"].as_f64().unwrap() <= 1.0);
-            assert!(!clip["title"].as_str().unwrap().is_empty() && !clip["description"].as_str().unwrap().is_empty());
+            assert!(
+                clip["confidence"].as_f64().unwrap() > 0.0
+                    && clip["confidence"].as_f64().unwrap() <= 1.0
+            );
+            assert!(
+                !clip["title"].as_str().unwrap().is_empty()
+                    && !clip["description"].as_str().unwrap().is_empty()
+            );
         }
     }
 
     // The same file uploaded again by the same user reuses the stored object.
-    let again = env.enqueue(&["video", fixture("zh-airfryer.mp4").to_str().unwrap(), "--user", "shop", "--json"]);
+    let again = env.enqueue(&[
+        "video",
+        fixture("zh-airfryer.mp4").to_str().unwrap(),
+        "--user",
+        "shop",
+        "--json",
+    ]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["reused_stored_file"], true, "{again}");
-    let first_video = env.count(&format!("SELECT video_id FROM processing_tasks WHERE task_id = '{}'", tasks[0].0));
-    let paths = env.sql(&format!("SELECT file_path FROM videos WHERE id IN ({first_video}, {})", again["video_id"]));
+    let first_video = env
+        .count(&format!("SELECT video_id FROM processing_tasks WHERE task_id = '{}'", tasks[0].0));
+    let paths = env.sql(&format!(
+        "SELECT file_path FROM videos WHERE id IN ({first_video}, {})",
+        again["video_id"]
+    ));
     assert_eq!(paths.len(), 2);
     assert_eq!(paths[0], paths[1], "both rows point at one stored object");
-    assert_eq!(env.sql(&format!("SELECT status FROM videos WHERE id = {}", again["video_id"]))[0][0], "1", "a new upload is uploaded");
+    assert_eq!(
+        env.sql(&format!("SELECT status FROM videos WHERE id = {}", again["video_id"]))[0][0],
+        "1",
+        "a new upload is uploaded"
+    );
 }
 
 #[test]
@@ -142,11 +197,31 @@ fn bad_media_is_refused_or_failed_with_a_reason_and_the_worker_goes_on() {
     }
     // No audio, and audio only.
     let run = |args: &[&str], out: &Path| {
-        let status = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(out).status().unwrap();
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .arg(out)
+            .status()
+            .unwrap();
         assert!(status.success());
     };
-    run(&["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p"], &env.storage.join("videos/noaudio.mp4"));
-    run(&["-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac"], &env.storage.join("videos/audioonly.m4a"));
+    run(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &env.storage.join("videos/noaudio.mp4"),
+    );
+    run(
+        &["-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac"],
+        &env.storage.join("videos/audioonly.m4a"),
+    );
 
     // The CLI refuses each of them.
     for name in ["empty.mp4", "text.mp4", "truncated.mp4", "noaudio.mp4", "audioonly.m4a"] {
@@ -184,12 +259,20 @@ fn bad_media_is_refused_or_failed_with_a_reason_and_the_worker_goes_on() {
     for (i, (path, reason)) in cases.iter().enumerate() {
         let row = &env.sql(&format!("SELECT status, retry_count, attempts, error_message FROM processing_tasks WHERE task_id = 'bad-{i}'"))[0];
         assert_eq!(row[0], "3", "{path} should fail: {row:?}");
-        assert_eq!((row[1].as_str(), row[2].as_str()), ("0", "1"), "{path}: failed at once, no retries");
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str()),
+            ("0", "1"),
+            "{path}: failed at once, no retries"
+        );
         assert!(row[3].contains(reason), "{path}: error_message {:?} lacks {reason:?}", row[3]);
         assert!(!row[3].contains('\n'), "one line");
         let video_status = env.count(&format!("SELECT status FROM videos WHERE id = {}", 100 + i));
         assert_eq!(video_status, 4, "{path}: the video of a failed task is failed");
     }
-    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE task_type = 'noop' AND status = 2"), 1, "the worker went on");
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE task_type = 'noop' AND status = 2"),
+        1,
+        "the worker went on"
+    );
     assert_eq!(env.count("SELECT COUNT(*) FROM video_segments"), 0);
 }

@@ -106,7 +106,9 @@ fn status_name(code: &str) -> &'static str {
 
 /// The database's status name of a task.
 fn db_status(env: &TestEnv, id: &str) -> &'static str {
-    status_name(&env.sql(&format!("SELECT status FROM processing_tasks WHERE task_id = '{id}'"))[0][0])
+    status_name(
+        &env.sql(&format!("SELECT status FROM processing_tasks WHERE task_id = '{id}'"))[0][0],
+    )
 }
 
 /// The lines about `id`, in order.
@@ -149,7 +151,9 @@ fn watch_exits_0_once_noop_tasks_complete() {
     let watch = Watch::start(&env, &ids, &["--json", "--interval-ms", "100"]);
     // The first look: every task pending, before anything runs.
     watch.wait_for_output(Duration::from_secs(20), "first look", |values| {
-        ids.iter().all(|id| values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "pending"))
+        ids.iter().all(|id| {
+            values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "pending")
+        })
     });
     let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "3"], "worker");
@@ -161,7 +165,10 @@ fn watch_exits_0_once_noop_tasks_complete() {
     for id in &ids {
         let lines = lines_of(&values, id);
         assert_eq!(lines[0]["status"], "pending", "{id}: first look");
-        assert!(lines.iter().any(|v| v["status"] == "processing"), "{id}: seen running (400 ms at 100 ms ticks): {lines:?}");
+        assert!(
+            lines.iter().any(|v| v["status"] == "processing"),
+            "{id}: seen running (400 ms at 100 ms ticks): {lines:?}"
+        );
         assert_eq!(lines.last().unwrap()["status"], "completed");
     }
 }
@@ -182,11 +189,17 @@ fn watch_exits_1_with_the_reason_when_a_task_fails() {
     assert_eq!(status.code(), Some(1), "one task failed: {stderr}");
     assert_eq!(db_status(&env, &bad[0]), "failed");
     assert_eq!(db_status(&env, &ok[0]), "completed");
-    let reason = stderr.lines().find(|l| l.contains(&bad[0])).unwrap_or_else(|| panic!("no line about the failed task: {stderr}"));
+    let reason = stderr
+        .lines()
+        .find(|l| l.contains(&bad[0]))
+        .unwrap_or_else(|| panic!("no line about the failed task: {stderr}"));
     assert!(reason.contains("failed") && reason.contains("failed on purpose"), "{reason}");
     assert!(!stderr.contains(&ok[0]), "the completed task needs no explanation: {stderr}");
     check_lines(&env, &values, &ids);
-    assert!(lines_of(&values, &bad[0]).last().unwrap()["error_message"].as_str().unwrap().contains("failed on purpose"));
+    assert!(lines_of(&values, &bad[0]).last().unwrap()["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("failed on purpose"));
 }
 
 #[test]
@@ -228,7 +241,11 @@ fn json_lines_parse_and_each_task_ends_with_its_database_status() {
     assert!(env.wait_exit(&mut worker, Duration::from_secs(30), "worker").success());
     assert_eq!(status.code(), Some(1), "{stderr}");
     check_lines(&env, &values, &ids);
-    assert_eq!(values.iter().filter(|v| v["final"] == true).count(), ids.len(), "one final line per task");
+    assert_eq!(
+        values.iter().filter(|v| v["final"] == true).count(),
+        ids.len(),
+        "one final line per task"
+    );
     for id in &good {
         assert_eq!(lines_of(&values, id).last().unwrap()["status"], "completed");
     }
@@ -251,11 +268,15 @@ fn without_redis_keys_the_database_still_shows_completion() {
     let mut scheduler = env.spawn("scheduler", SCHEDULER, "scheduler");
     let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "3"], "worker");
     watch.wait_for_output(Duration::from_secs(30), "all three running", |values| {
-        ids.iter().all(|id| values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "processing"))
+        ids.iter().all(|id| {
+            values.iter().any(|v| v["task_id"] == id.as_str() && v["status"] == "processing")
+        })
     });
     // Redis loses the status keys mid-watch, and keeps losing them until the
     // worker is gone, so the final statuses come from the database.
-    let delete_all = || env.redis(&["EVAL", "for _, k in ipairs(redis.call('KEYS', 'task:status:*')) do redis.call('DEL', k) end return 0", "0"]);
+    let delete_all = || {
+        env.redis(&["EVAL", "for _, k in ipairs(redis.call('KEYS', 'task:status:*')) do redis.call('DEL', k) end return 0", "0"])
+    };
     while worker.try_wait().unwrap().is_none() {
         delete_all();
         std::thread::sleep(Duration::from_millis(10));

@@ -78,7 +78,12 @@ impl DrainRate {
 
 /// Runs ticks until shutdown (or, with `exit_when_idle`, until no task is
 /// pending, queued or running).
-pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    pool: Pool,
+    queue: Queue,
+    options: Options,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     tokio::spawn(count_tasks_by_status(pool.clone(), shutdown.clone()));
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
     let mut failures = 0u32;
@@ -110,7 +115,10 @@ pub async fn run(pool: Pool, queue: Queue, options: Options, mut shutdown: Shutd
             Err(err) => {
                 failures += 1;
                 let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
-                tracing::warn!("tick failed ({failures} in a row), retrying in {backoff:?}: {}", shared::one_line(&err));
+                tracing::warn!(
+                    "tick failed ({failures} in a row), retrying in {backoff:?}: {}",
+                    shared::one_line(&err)
+                );
                 shutdown.sleep(backoff).await;
             }
         }
@@ -125,8 +133,18 @@ async fn count_tasks_by_status(pool: Pool, mut shutdown: Shutdown) {
     while !shutdown.sleep(Duration::from_secs(5)).await {
         let Ok(mut conn) = shared::db::conn(&pool).await else { continue };
         let Ok(counts) = tasks::count_by_status(&mut conn).await else { continue };
-        for status in [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
-            let n = counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
+        for status in [
+            TaskStatus::Pending,
+            TaskStatus::Processing,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Cancelled,
+        ] {
+            let n = counts
+                .iter()
+                .find(|(code, _)| *code == status.code())
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
             metrics::gauge!("videoclip_tasks", "status" => status.name()).set(n as f64);
         }
     }
@@ -142,18 +160,28 @@ async fn is_active(pool: &Pool) -> bool {
 }
 
 /// One pass of the four steps in the module doc.
-async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRate) -> anyhow::Result<TickReport> {
+async fn tick(
+    pool: &Pool,
+    queue: &Queue,
+    options: &Options,
+    rate: &mut DrainRate,
+) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     let mut conn = shared::db::conn(pool).await?;
     let (high, normal, epoch) = queue.lengths_and_epoch().await?;
-    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::HIGH_PRIORITY_QUEUE).set(high as f64);
-    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::NORMAL_QUEUE).set(normal as f64);
+    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::HIGH_PRIORITY_QUEUE)
+        .set(high as f64);
+    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::NORMAL_QUEUE)
+        .set(normal as f64);
     if !epoch {
         let reset = tasks::forget_queued(&mut conn).await?;
         queue.set_epoch().await?;
         metrics::counter!("videoclip_queue_rebuilds_total").increment(1);
         if reset > 0 {
-            tracing::warn!(tasks = reset, "Redis lost the queues: pushing every pending task again");
+            tracing::warn!(
+                tasks = reset,
+                "Redis lost the queues: pushing every pending task again"
+            );
         }
     }
     let reaped_tasks = tasks::reap_expired_leases(&mut conn).await?;
@@ -172,8 +200,10 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
     }
     if reaped + failed > 0 {
         tracing::warn!(requeued = reaped, failed, "leases expired");
-        metrics::counter!("videoclip_leases_expired_total", "action" => "requeued").increment(reaped as u64);
-        metrics::counter!("videoclip_leases_expired_total", "action" => "failed").increment(failed as u64);
+        metrics::counter!("videoclip_leases_expired_total", "action" => "requeued")
+            .increment(reaped as u64);
+        metrics::counter!("videoclip_leases_expired_total", "action" => "failed")
+            .increment(failed as u64);
     }
 
     for selection in [
@@ -186,15 +216,29 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
         },
         // Any queued task whose entry must have been lost (a worker died
         // between popping and claiming): far past the maximum wait.
-        DueSelection::QueuedLongerThan { seconds: options.max_wait_seconds.saturating_mul(4), above_priority: 0 },
+        DueSelection::QueuedLongerThan {
+            seconds: options.max_wait_seconds.saturating_mul(4),
+            above_priority: 0,
+        },
     ] {
-        let aged = tasks::queue_due_tasks(&mut conn, selection, BATCH, queue, options.high_priority_threshold).await?;
+        let aged = tasks::queue_due_tasks(
+            &mut conn,
+            selection,
+            BATCH,
+            queue,
+            options.high_priority_threshold,
+        )
+        .await?;
         report.aged += aged.len();
     }
     rate.pushed(report.aged);
     metrics::counter!("videoclip_tasks_aged_total").increment(report.aged as u64);
     if report.aged > 0 {
-        tracing::info!(tasks = report.aged, "waited longer than {}s: moved to the front", options.max_wait_seconds);
+        tracing::info!(
+            tasks = report.aged,
+            "waited longer than {}s: moved to the front",
+            options.max_wait_seconds
+        );
     }
 
     let depth = high + normal;
@@ -202,7 +246,14 @@ async fn tick(pool: &Pool, queue: &Queue, options: &Options, rate: &mut DrainRat
     let room = target.saturating_sub(depth) as usize;
     if room > 0 {
         let limit = room.min(BATCH);
-        let pushed = tasks::queue_due_tasks(&mut conn, DueSelection::ByPriority, limit, queue, options.high_priority_threshold).await?;
+        let pushed = tasks::queue_due_tasks(
+            &mut conn,
+            DueSelection::ByPriority,
+            limit,
+            queue,
+            options.high_priority_threshold,
+        )
+        .await?;
         report.pushed = pushed.len();
         metrics::counter!("videoclip_tasks_queued_total").increment(pushed.len() as u64);
         report.more_waiting = pushed.len() == limit;

@@ -27,6 +27,10 @@ pub struct Operation {
 
 /// Writes one audit row.
 pub async fn record(conn: &mut PooledConnection<'_>, operation: &Operation) -> anyhow::Result<()> {
-    diesel::insert_into(ol::table).values(operation).execute(conn).await.context("writing operation_logs")?;
+    diesel::insert_into(ol::table)
+        .values(operation)
+        .execute(conn)
+        .await
+        .context("writing operation_logs")?;
     Ok(())
 }

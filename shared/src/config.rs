@@ -12,7 +12,13 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct Settings {
     /// MySQL/MariaDB URL, e.g. mysql://root@127.0.0.1:3307/videoclip
-    #[arg(long, env = "DATABASE_URL", global = true, default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "",
+        hide_default_value = true
+    )]
     pub database_url: String,
 
     /// Redis URL (rediss:// for TLS, user:password@ for ACL)
@@ -113,7 +119,10 @@ mod tests {
             redact_url("mysql://app:s3cret@db:3306/videoclip"),
             "mysql://app:***@db:3306/videoclip"
         );
-        assert_eq!(redact_url("redis://:hunter2@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
+        assert_eq!(
+            redact_url("redis://:hunter2@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
         assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
         assert_eq!(redact_url("file:///var/lib/videoclip"), "file:///var/lib/videoclip");
     }

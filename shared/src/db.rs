@@ -96,9 +96,7 @@ pub fn mysql_opts(url: &str, roots: &tls::Roots) -> Result<Opts, BadInput> {
     let opts = Opts::from_url(url)
         .map_err(|e| BadInput::new(format!("invalid DATABASE_URL {shown}: {e}")))?;
     let ssl = opts.ssl_opts().cloned();
-    let builder = OptsBuilder::from_opts(opts)
-        .stmt_cache_size(0)
-        .client_found_rows(true);
+    let builder = OptsBuilder::from_opts(opts).stmt_cache_size(0).client_found_rows(true);
     let builder = match ssl {
         None => {
             if let Some(file) = roots.file() {
@@ -213,24 +211,15 @@ mod tests {
         assert!(err.0.contains("has no require_ssl=true"), "{err}");
         assert!(!err.0.contains("secret"), "{err}");
         let plain = tls::Roots::new(tls::DATABASE_CA_CERT, None);
-        assert!(mysql_opts("mysql://root@127.0.0.1:3306/db", &plain)
-            .unwrap()
-            .ssl_opts()
-            .is_none());
+        assert!(mysql_opts("mysql://root@127.0.0.1:3306/db", &plain).unwrap().ssl_opts().is_none());
     }
 
     #[test]
     fn an_unreadable_ca_file_is_bad_input() {
-        let roots = tls::Roots::new(
-            tls::DATABASE_CA_CERT,
-            Some(PathBuf::from("/nonexistent/ca.pem")),
-        );
+        let roots =
+            tls::Roots::new(tls::DATABASE_CA_CERT, Some(PathBuf::from("/nonexistent/ca.pem")));
         let err =
             mysql_opts("mysql://root@127.0.0.1:3306/db?require_ssl=true", &roots).unwrap_err();
-        assert!(
-            err.0
-                .contains("cannot read DATABASE_CA_CERT file /nonexistent/ca.pem"),
-            "{err}"
-        );
+        assert!(err.0.contains("cannot read DATABASE_CA_CERT file /nonexistent/ca.pem"), "{err}");
     }
 }

@@ -21,7 +21,10 @@ pub struct StatusChange {
 }
 
 /// Every status change of the task with this public id, oldest first.
-pub async fn task_history(conn: &mut PooledConnection<'_>, task_id: &str) -> anyhow::Result<Vec<StatusChange>> {
+pub async fn task_history(
+    conn: &mut PooledConnection<'_>,
+    task_id: &str,
+) -> anyhow::Result<Vec<StatusChange>> {
     h::table
         .inner_join(pt::table.on(pt::id.eq(h::task_id)))
         .filter(pt::task_id.eq(task_id))

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Histogram buckets (seconds, or ratios for the real-time factor).
-const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+const BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
 /// Installs the global recorder and, if `addr` is given (e.g.
 /// `127.0.0.1:9464`), serves it at `http://addr/metrics`. Returns the bound
@@ -24,7 +25,9 @@ pub async fn serve(addr: Option<&str>) -> anyhow::Result<Option<std::net::Socket
         .install_recorder()
         .context("installing the metrics recorder")?;
     let Some(addr) = addr else { return Ok(None) };
-    let listener = TcpListener::bind(addr).await.map_err(|e| crate::BadInput::new(format!("cannot listen on {addr} for metrics: {e}")))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::BadInput::new(format!("cannot listen on {addr} for metrics: {e}")))?;
     let local = listener.local_addr()?;
     tokio::spawn(accept_loop(listener, handle));
     tracing::info!(%local, "serving metrics at http://{local}/metrics");
@@ -37,13 +40,22 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle) {
         let handle = handle.clone();
         tokio::spawn(async move {
             let mut request = vec![0u8; 2048];
-            let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request)).await {
+            let n = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                stream.read(&mut request),
+            )
+            .await
+            {
                 Ok(Ok(n)) => n,
                 _ => return,
             };
             let line = String::from_utf8_lossy(&request[..n]);
             let ok = line.starts_with("GET /metrics ") || line.starts_with("GET /metrics?");
-            let (status, body) = if ok { ("200 OK", handle.render()) } else { ("404 Not Found", "try /metrics\n".to_string()) };
+            let (status, body) = if ok {
+                ("200 OK", handle.render())
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

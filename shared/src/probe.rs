@@ -87,8 +87,10 @@ pub async fn probe(path: &Path) -> anyhow::Result<MediaInfo> {
         let reason = stderr.lines().last().unwrap_or("unreadable").trim().to_string();
         return Err(BadInput::new(format!("{name} is not a readable media file: {reason}")).into());
     }
-    let parsed: ProbeOutput = serde_json::from_slice(&output.stdout).context("parsing ffprobe output")?;
-    let format = parsed.format.ok_or_else(|| BadInput::new(format!("{name}: no container format found")))?;
+    let parsed: ProbeOutput =
+        serde_json::from_slice(&output.stdout).context("parsing ffprobe output")?;
+    let format =
+        parsed.format.ok_or_else(|| BadInput::new(format!("{name}: no container format found")))?;
     let video = parsed.streams.iter().find(|s| {
         s.codec_type.as_deref() == Some("video")
             && s.disposition.get("attached_pic").and_then(|v| v.as_i64()) != Some(1)
@@ -102,7 +104,9 @@ pub async fn probe(path: &Path) -> anyhow::Result<MediaInfo> {
         .as_deref()
         .and_then(|d| d.parse::<f64>().ok())
         .filter(|d| *d > 0.0)
-        .ok_or_else(|| BadInput::new(format!("{name} has no duration (truncated or not a video?)")))?;
+        .ok_or_else(|| {
+            BadInput::new(format!("{name} has no duration (truncated or not a video?)"))
+        })?;
     let frame_rate = video
         .avg_frame_rate
         .as_deref()
@@ -133,10 +137,12 @@ pub async fn check_complete(path: &Path) -> anyhow::Result<()> {
         .await
         .context("running ffprobe (is ffmpeg installed?)")?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if let Some(reason) = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).last() {
+    if let Some(reason) = stderr.lines().map(str::trim).rfind(|l| !l.is_empty()) {
         // "[mov,mp4,... @ 0x...] stream 1, offset 0x1fcf1: partial file" -> after the "] ".
         let reason = reason.rsplit("] ").next().unwrap_or(reason);
-        return Err(BadInput::new(format!("{} is truncated or corrupt: {reason}", path.display())).into());
+        return Err(
+            BadInput::new(format!("{} is truncated or corrupt: {reason}", path.display())).into()
+        );
     }
     Ok(())
 }

@@ -93,16 +93,10 @@ impl CachedStatus {
 /// as well: it means TLS was wanted.
 pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
     let shown = redact_url(url);
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme)
-        .unwrap_or_default();
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
     // rediss -> redis, valkeys-cluster -> valkey-cluster, ...
     let plain_scheme = ["rediss", "valkeys"].iter().find_map(|tls_scheme| {
-        let rest = scheme
-            .to_ascii_lowercase()
-            .strip_prefix(tls_scheme)?
-            .to_string();
+        let rest = scheme.to_ascii_lowercase().strip_prefix(tls_scheme)?.to_string();
         Some(format!("{}{rest}", &tls_scheme[..tls_scheme.len() - 1]))
     });
     let Some(plain_scheme) = plain_scheme else {
@@ -163,9 +157,7 @@ pub struct Queue {
 impl Queue {
     /// Connects to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Queue {
-            client: connect_client(url).await?,
-        })
+        Ok(Queue { client: connect_client(url).await? })
     }
 
     /// Appends task ids to the tail of their lists (or, with `to_front`, to
@@ -256,16 +248,10 @@ impl Queue {
     pub async fn mark_worker_alive(&self, id: &str) -> anyhow::Result<()> {
         let now = chrono::Utc::now().timestamp();
         let pipeline = self.client.pipeline();
-        let _: () = pipeline
-            .zadd(WORKERS_KEY, None, None, false, false, (now as f64, id))
-            .await?;
-        let _: () = pipeline
-            .zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64)
-            .await?;
-        let _: Vec<Value> = pipeline
-            .all()
-            .await
-            .context("recording the worker heartbeat")?;
+        let _: () = pipeline.zadd(WORKERS_KEY, None, None, false, false, (now as f64, id)).await?;
+        let _: () =
+            pipeline.zremrangebyscore(WORKERS_KEY, f64::NEG_INFINITY, (now - 3600) as f64).await?;
+        let _: Vec<Value> = pipeline.all().await.context("recording the worker heartbeat")?;
         Ok(())
     }
 
@@ -282,23 +268,16 @@ impl Queue {
 
     /// Forgets worker `id` (it is stopping).
     pub async fn mark_worker_gone(&self, id: &str) -> anyhow::Result<()> {
-        let _: () = self
-            .client
-            .zrem(WORKERS_KEY, id)
-            .await
-            .context("removing the worker heartbeat")?;
+        let _: () =
+            self.client.zrem(WORKERS_KEY, id).await.context("removing the worker heartbeat")?;
         Ok(())
     }
 
     /// The cached status of a task, if the key exists.
     pub async fn get_status(&self, task_id: &str) -> anyhow::Result<Option<CachedStatus>> {
-        let json: Option<String> = self
-            .client
-            .get(status_key(task_id))
-            .await
-            .context("reading task:status")?;
-        json.map(|j| serde_json::from_str(&j).context("parsing task:status"))
-            .transpose()
+        let json: Option<String> =
+            self.client.get(status_key(task_id)).await.context("reading task:status")?;
+        json.map(|j| serde_json::from_str(&j).context("parsing task:status")).transpose()
     }
 
     /// The underlying client, for the rare command not wrapped here.
@@ -316,9 +295,7 @@ pub struct Popper {
 impl Popper {
     /// Connects a client of its own to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Popper {
-            client: connect_client(url).await?,
-        })
+        Ok(Popper { client: connect_client(url).await? })
     }
 
     /// Pops up to `max` task ids, from `queue:high_priority` if it has any,
@@ -368,24 +345,14 @@ mod tests {
         assert_eq!(config.database, Some(2));
         assert_eq!(config.password.as_deref(), Some("pw"));
         let plain = tls::Roots::new(tls::REDIS_CA_CERT, None);
-        assert!(redis_config("redis://127.0.0.1:6379/0", &plain)
-            .unwrap()
-            .tls
-            .is_none());
+        assert!(redis_config("redis://127.0.0.1:6379/0", &plain).unwrap().tls.is_none());
     }
 
     #[test]
     fn rediss_without_usable_roots_is_refused() {
-        let roots = tls::Roots::new(
-            tls::REDIS_CA_CERT,
-            Some(PathBuf::from("/nonexistent/ca.pem")),
-        );
+        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(PathBuf::from("/nonexistent/ca.pem")));
         let err = redis_config("rediss://:secret@127.0.0.1:6380/0", &roots).unwrap_err();
-        assert!(
-            err.0
-                .contains("cannot read REDIS_CA_CERT file /nonexistent/ca.pem"),
-            "{err}"
-        );
+        assert!(err.0.contains("cannot read REDIS_CA_CERT file /nonexistent/ca.pem"), "{err}");
         assert!(!err.0.contains("secret"), "{err}");
     }
 

@@ -2,8 +2,8 @@
 //! `monthly_videos`: how many video tasks a user may have completed per
 //! period (`reset_period`: daily, weekly or monthly).
 //!
-//! Checked when tasks are created (completed this period + still in flight
-//! + the new ones must fit), counted when a video task completes (in the
+//! Checked when tasks are created (completed this period, plus those still
+//! in flight, plus the new ones must fit), counted when a video task completes (in the
 //! completing transaction, so a task counts exactly once), and reset lazily:
 //! the first check after the period ends zeroes `used_quota`.
 
@@ -34,9 +34,17 @@ fn period_ended() -> diesel::expression::SqlLiteral<Bool> {
 }
 
 /// Sets (creates or replaces) a user's `monthly_videos` quota.
-pub async fn set_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, total: i64, period: &str) -> anyhow::Result<()> {
+pub async fn set_monthly_videos(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+    total: i64,
+    period: &str,
+) -> anyhow::Result<()> {
     if !PERIODS.contains(&period) {
-        return Err(BadInput::new(format!("reset period must be one of {PERIODS:?}, not {period:?}")).into());
+        return Err(BadInput::new(format!(
+            "reset period must be one of {PERIODS:?}, not {period:?}"
+        ))
+        .into());
     }
     diesel::insert_into(q::table)
         .values((
@@ -61,8 +69,15 @@ pub async fn set_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, t
 /// quota row (`SELECT … FOR UPDATE`), so two enqueues for one user are
 /// decided one after the other and cannot both take the last video; the
 /// second sees the first's tasks once it commits (READ COMMITTED sessions).
-pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64, username: &str, new: i64) -> anyhow::Result<()> {
-    let Some((total, used, in_flight, period)) = lock_monthly_videos(conn, user_id).await? else { return Ok(()) };
+pub async fn check_monthly_videos(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+    username: &str,
+    new: i64,
+) -> anyhow::Result<()> {
+    let Some((total, used, in_flight, period)) = lock_monthly_videos(conn, user_id).await? else {
+        return Ok(());
+    };
     if used + in_flight + new > total {
         return Err(BadInput::new(format!(
             "quota {MONTHLY_VIDEOS} of user {username:?} exceeded: {used} used + {in_flight} in progress + {new} new > {total} ({period}; --force to override)"
@@ -75,19 +90,32 @@ pub async fn check_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64,
 /// How many more video tasks `user_id` may create now (`None`: no limit),
 /// with the quota row locked until the caller's transaction ends. For
 /// callers that create as many as fit (backfill).
-pub async fn monthly_videos_left(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<Option<i64>> {
-    Ok(lock_monthly_videos(conn, user_id).await?.map(|(total, used, in_flight, _)| (total - used - in_flight).max(0)))
+pub async fn monthly_videos_left(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+) -> anyhow::Result<Option<i64>> {
+    Ok(lock_monthly_videos(conn, user_id)
+        .await?
+        .map(|(total, used, in_flight, _)| (total - used - in_flight).max(0)))
 }
 
 /// Locks the user's quota row (resetting it first if its period ended) and
 /// returns (total, used, in flight, period), or `None` without a quota row.
-async fn lock_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
+async fn lock_monthly_videos(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
     // Lazy reset at the end of the period.
-    diesel::update(q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)).filter(period_ended()))
-        .set((q::used_quota.eq(0), q::last_reset_at.eq(sql("NOW()"))))
-        .execute(conn)
-        .await
-        .context("resetting a quota")?;
+    diesel::update(
+        q::table
+            .filter(q::user_id.eq(user_id))
+            .filter(q::quota_type.eq(MONTHLY_VIDEOS))
+            .filter(period_ended()),
+    )
+    .set((q::used_quota.eq(0), q::last_reset_at.eq(sql("NOW()"))))
+    .execute(conn)
+    .await
+    .context("resetting a quota")?;
     let quota: Option<(i64, i64, String)> = q::table
         .filter(q::user_id.eq(user_id))
         .filter(q::quota_type.eq(MONTHLY_VIDEOS))
@@ -111,17 +139,22 @@ async fn lock_monthly_videos(conn: &mut PooledConnection<'_>, user_id: i64) -> a
 
 /// Counts completed video tasks against their users' quotas: `user_ids`
 /// holds one entry per completed task. Part of the completing transaction.
-pub async fn count_completed(conn: &mut PooledConnection<'_>, user_ids: &[i64]) -> anyhow::Result<()> {
+pub async fn count_completed(
+    conn: &mut PooledConnection<'_>,
+    user_ids: &[i64],
+) -> anyhow::Result<()> {
     let mut per_user: std::collections::BTreeMap<i64, i64> = Default::default();
     for id in user_ids {
         *per_user.entry(*id).or_default() += 1;
     }
     for (user_id, n) in per_user {
-        diesel::update(q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)))
-            .set(q::used_quota.eq(q::used_quota + n))
-            .execute(conn)
-            .await
-            .context("counting a completed task against its quota")?;
+        diesel::update(
+            q::table.filter(q::user_id.eq(user_id)).filter(q::quota_type.eq(MONTHLY_VIDEOS)),
+        )
+        .set(q::used_quota.eq(q::used_quota + n))
+        .execute(conn)
+        .await
+        .context("counting a completed task against its quota")?;
     }
     Ok(())
 }

@@ -7,7 +7,9 @@
 
 use crate::db::PooledConnection;
 use crate::models::TaskStatus;
-use crate::schema::{download_records, processing_results, processing_tasks as pt, templates, video_segments, videos};
+use crate::schema::{
+    download_records, processing_results, processing_tasks as pt, templates, video_segments, videos,
+};
 use anyhow::Context;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -63,14 +65,19 @@ pub async fn referenced_keys(conn: &mut PooledConnection<'_>) -> anyhow::Result<
 
 /// Storage prefixes (`clips/{user}/{task}/attempt-{n}`) of attempts that
 /// are running now: their objects are not referenced yet, but will be.
-pub async fn running_attempt_prefixes(conn: &mut PooledConnection<'_>) -> anyhow::Result<Vec<String>> {
+pub async fn running_attempt_prefixes(
+    conn: &mut PooledConnection<'_>,
+) -> anyhow::Result<Vec<String>> {
     let running: Vec<(i64, String, i32)> = pt::table
         .filter(pt::status.eq(TaskStatus::Processing.code()))
         .select((pt::user_id, pt::task_id, pt::attempts))
         .load(conn)
         .await
         .context("reading running tasks")?;
-    Ok(running.into_iter().map(|(user, task, attempts)| attempt_prefix(user, &task, attempts)).collect())
+    Ok(running
+        .into_iter()
+        .map(|(user, task, attempts)| attempt_prefix(user, &task, attempts))
+        .collect())
 }
 
 /// Where attempt `attempts` of a task stores its clips and thumbnails.

@@ -35,13 +35,14 @@ impl Shutdown {
         let (shutdown, trigger) = Shutdown::new();
         let on_signal = trigger.clone();
         tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::error!("cannot listen for SIGTERM: {e}");
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(e) => {
+                        tracing::error!("cannot listen for SIGTERM: {e}");
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
                 _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),

@@ -148,7 +148,10 @@ impl Storage {
 
     /// [`Storage::from_url`] with the S3 settings looked up in `env`
     /// instead of the process environment.
-    pub fn from_url_with_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    pub fn from_url_with_env(
+        url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         if let Some(rest) = url.strip_prefix("file://") {
             if rest.is_empty() {
                 return Err(BadInput::new("STORAGE_URL file:// needs a directory").into());
@@ -160,7 +163,11 @@ impl Storage {
             let client = S3Client::new(&bucket, S3Settings::from_env(env))?;
             return Ok(Storage::S3 { bucket, prefix, client });
         }
-        Err(BadInput::new(format!("STORAGE_URL must start with file:// or s3:// (got {:?})", redact_url(url))).into())
+        Err(BadInput::new(format!(
+            "STORAGE_URL must start with file:// or s3:// (got {:?})",
+            redact_url(url)
+        ))
+        .into())
     }
 
     /// Copies a local file into storage under `key` and returns the stored
@@ -191,7 +198,11 @@ impl Storage {
                 let mut file = tokio::fs::File::open(source)
                     .await
                     .with_context(|| format!("opening {} to upload", source.display()))?;
-                let expected = file.metadata().await.with_context(|| format!("reading {}", source.display()))?.len();
+                let expected = file
+                    .metadata()
+                    .await
+                    .with_context(|| format!("reading {}", source.display()))?
+                    .len();
                 let response = client
                     .bucket
                     .put_object_stream_builder(&object)
@@ -199,7 +210,9 @@ impl Storage {
                     .with_max_concurrent_chunks(UPLOAD_PARTS_IN_FLIGHT)
                     .execute_stream(&mut file)
                     .await
-                    .with_context(|| format!("uploading {} to {}", source.display(), self.describe_key(key)))?;
+                    .with_context(|| {
+                        format!("uploading {} to {}", source.display(), self.describe_key(key))
+                    })?;
                 let size = response.uploaded_bytes() as u64;
                 if size != expected {
                     bail!(
@@ -244,8 +257,12 @@ impl Storage {
                 let source = root.join(key);
                 match tokio::fs::copy(&source, partial).await {
                     Ok(size) => Ok(size),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !source.exists() => Err(missing(key)),
-                    Err(e) => Err(e).with_context(|| format!("copying {} to {}", source.display(), partial.display())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !source.exists() => {
+                        Err(missing(key))
+                    }
+                    Err(e) => Err(e).with_context(|| {
+                        format!("copying {} to {}", source.display(), partial.display())
+                    }),
                 }
             }
             Storage::S3 { client, .. } => {
@@ -273,12 +290,17 @@ impl Storage {
                     .with_context(|| format!("creating {}", partial.display()))?;
                 let mut size = 0u64;
                 loop {
-                    let chunk = match tokio::time::timeout(DOWNLOAD_IDLE_TIMEOUT, response.bytes.next()).await {
-                        Err(_) => bail!("{}: no data for {DOWNLOAD_IDLE_TIMEOUT:?}", what()),
-                        Ok(None) => break,
-                        Ok(Some(chunk)) => chunk.with_context(what)?,
-                    };
-                    file.write_all(&chunk).await.with_context(|| format!("writing {}", partial.display()))?;
+                    let chunk =
+                        match tokio::time::timeout(DOWNLOAD_IDLE_TIMEOUT, response.bytes.next())
+                            .await
+                        {
+                            Err(_) => bail!("{}: no data for {DOWNLOAD_IDLE_TIMEOUT:?}", what()),
+                            Ok(None) => break,
+                            Ok(Some(chunk)) => chunk.with_context(what)?,
+                        };
+                    file.write_all(&chunk)
+                        .await
+                        .with_context(|| format!("writing {}", partial.display()))?;
                     size += chunk.len() as u64;
                 }
                 file.flush().await.with_context(|| format!("writing {}", partial.display()))?;
@@ -298,7 +320,9 @@ impl Storage {
             Storage::Local { root } => {
                 let path = root.join(key);
                 match tokio::fs::metadata(&path).await {
-                    Ok(meta) if meta.is_file() => Ok(LocalCopy { path, size: meta.len(), temporary: false }),
+                    Ok(meta) if meta.is_file() => {
+                        Ok(LocalCopy { path, size: meta.len(), temporary: false })
+                    }
                     Ok(_) => Err(BadInput::new(format!("stored file {key} is not a file")).into()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing(key)),
                     Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -319,7 +343,9 @@ impl Storage {
         match self {
             Storage::Local { root } => {
                 let path = root.join(key);
-                tokio::fs::try_exists(&path).await.with_context(|| format!("reading {}", path.display()))
+                tokio::fs::try_exists(&path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))
             }
             Storage::S3 { client, .. } => {
                 let object = self.object_name(key)?;
@@ -392,16 +418,27 @@ impl Storage {
                     let mut entries = match tokio::fs::read_dir(&path).await {
                         Ok(entries) => entries,
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e).with_context(|| format!("listing {}", path.display())),
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("listing {}", path.display()))
+                        }
                     };
-                    while let Some(entry) = entries.next_entry().await.with_context(|| format!("listing {}", path.display()))? {
+                    while let Some(entry) = entries
+                        .next_entry()
+                        .await
+                        .with_context(|| format!("listing {}", path.display()))?
+                    {
                         let name = entry.file_name().to_string_lossy().to_string();
-                        let child = if key.is_empty() { name.clone() } else { format!("{key}/{name}") };
+                        let child =
+                            if key.is_empty() { name.clone() } else { format!("{key}/{name}") };
                         let meta = entry.metadata().await?;
                         if meta.is_dir() {
                             pending.push((entry.path(), child));
                         } else if !name.ends_with(".partial") {
-                            objects.push(StoredObject { key: child, size: meta.len(), modified: meta.modified().ok() });
+                            objects.push(StoredObject {
+                                key: child,
+                                size: meta.len(),
+                                modified: meta.modified().ok(),
+                            });
                         }
                     }
                 }
@@ -428,7 +465,9 @@ impl Storage {
                     .map(|o| StoredObject {
                         key: o.key[strip..].to_string(),
                         size: o.size,
-                        modified: chrono::DateTime::parse_from_rfc3339(&o.last_modified).ok().map(std::time::SystemTime::from),
+                        modified: chrono::DateTime::parse_from_rfc3339(&o.last_modified)
+                            .ok()
+                            .map(std::time::SystemTime::from),
                     })
                     .collect()
             }
@@ -443,9 +482,9 @@ impl Storage {
     /// `RUST_S3_SKIP_LOCATION_CONSTRAINT=true` in the environment.
     pub async fn create_bucket_if_missing(&self) -> anyhow::Result<()> {
         match self {
-            Storage::Local { root } => {
-                tokio::fs::create_dir_all(root).await.with_context(|| format!("creating {}", root.display()))
-            }
+            Storage::Local { root } => tokio::fs::create_dir_all(root)
+                .await
+                .with_context(|| format!("creating {}", root.display())),
             Storage::S3 { bucket, client, .. } => {
                 let credentials = client.bucket.credentials().await.context("S3 credentials")?;
                 let region = client.bucket.region();
@@ -459,7 +498,10 @@ impl Storage {
                 // 409: it exists already (BucketAlreadyOwnedByYou).
                 match response.response_code {
                     200..=299 | 409 => Ok(()),
-                    code => bail!("creating bucket {bucket}: HTTP {code}: {}", first_line(&response.response_text)),
+                    code => bail!(
+                        "creating bucket {bucket}: HTTP {code}: {}",
+                        first_line(&response.response_text)
+                    ),
                 }
             }
         }
@@ -471,7 +513,9 @@ impl Storage {
         check_key(key)?;
         match self {
             Storage::Local { root } => Ok(root.join(key)),
-            Storage::S3 { .. } => bail!("{} is not a local path (use open_local)", self.describe_key(key)),
+            Storage::S3 { .. } => {
+                bail!("{} is not a local path (use open_local)", self.describe_key(key))
+            }
         }
     }
 
@@ -488,7 +532,9 @@ impl Storage {
     fn describe_key(&self, key: &str) -> String {
         match self {
             Storage::Local { root } => root.join(key).display().to_string(),
-            Storage::S3 { bucket, prefix, .. } if prefix.is_empty() => format!("s3://{bucket}/{key}"),
+            Storage::S3 { bucket, prefix, .. } if prefix.is_empty() => {
+                format!("s3://{bucket}/{key}")
+            }
             Storage::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/{key}"),
         }
     }
@@ -515,7 +561,8 @@ impl fmt::Display for Storage {
 
 impl S3Client {
     fn new(bucket: &str, settings: S3Settings) -> Result<S3Client, BadInput> {
-        let (Some(access_key), Some(secret_key)) = (&settings.access_key, &settings.secret_key) else {
+        let (Some(access_key), Some(secret_key)) = (&settings.access_key, &settings.secret_key)
+        else {
             return Err(BadInput::new(
                 "STORAGE_URL s3:// needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the environment or .env)",
             ));
@@ -531,7 +578,10 @@ impl S3Client {
                         redact_url(endpoint)
                     )));
                 }
-                Region::Custom { region: settings.region.clone(), endpoint: endpoint.trim_end_matches('/').to_string() }
+                Region::Custom {
+                    region: settings.region.clone(),
+                    endpoint: endpoint.trim_end_matches('/').to_string(),
+                }
             }
             None => match settings.region.parse::<Region>() {
                 Ok(Region::Custom { .. }) | Err(_) => Region::Custom {
@@ -541,11 +591,16 @@ impl S3Client {
                 Ok(region) => region,
             },
         };
-        let credentials =
-            Credentials::new(Some(access_key), Some(secret_key), None, settings.session_token.as_deref(), None)
-                .map_err(|e| BadInput::new(format!("S3 credentials: {e}")))?;
-        let mut handle =
-            Bucket::new(bucket, region, credentials).map_err(|e| BadInput::new(format!("S3 bucket {bucket:?}: {e}")))?;
+        let credentials = Credentials::new(
+            Some(access_key),
+            Some(secret_key),
+            None,
+            settings.session_token.as_deref(),
+            None,
+        )
+        .map_err(|e| BadInput::new(format!("S3 credentials: {e}")))?;
+        let mut handle = Bucket::new(bucket, region, credentials)
+            .map_err(|e| BadInput::new(format!("S3 bucket {bucket:?}: {e}")))?;
         // Non-AWS servers rarely resolve bucket.host names: address them
         // path-style (http://endpoint/bucket/key).
         if settings.endpoint.is_some() {
@@ -559,7 +614,9 @@ impl S3Client {
 /// slashes at either end; may be empty).
 fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
     let shown = redact_url(url);
-    let rest = url.strip_prefix("s3://").ok_or_else(|| BadInput::new(format!("not an s3:// URL: {shown:?}")))?;
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| BadInput::new(format!("not an s3:// URL: {shown:?}")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.contains('@') {
         return Err(BadInput::new(format!(
@@ -570,7 +627,9 @@ fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
         return Err(BadInput::new(format!("STORAGE_URL {shown:?}: no query or fragment allowed")));
     }
     let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
         && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !valid_bucket {
@@ -581,7 +640,9 @@ fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
     let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() {
         check_key(prefix).map_err(|_| {
-            BadInput::new(format!("STORAGE_URL {shown:?}: the prefix {prefix:?} is not a plain relative path"))
+            BadInput::new(format!(
+                "STORAGE_URL {shown:?}: the prefix {prefix:?} is not a plain relative path"
+            ))
         })?;
     }
     Ok((bucket.to_string(), prefix.to_string()))
@@ -657,17 +718,30 @@ mod tests {
     #[test]
     fn keys_cannot_escape_the_root() {
         assert!(check_key("videos/1/abc.mp4").is_ok());
-        for bad in ["", "/etc/passwd", "../x", "videos/../../x", "a//b", "a/./b", "a\\b", "videos/..", "a/b/", "x\0y"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "videos/../../x",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "videos/..",
+            "a/b/",
+            "x\0y",
+        ] {
             assert!(check_key(bad).is_err(), "{bad} accepted");
         }
     }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
-    const CREDS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-s3cret")];
+    const CREDS: [(&str, &str); 2] =
+        [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-s3cret")];
 
     fn s3(url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Storage> {
         let mut pairs = CREDS.to_vec();
@@ -677,7 +751,9 @@ mod tests {
 
     fn reason(result: anyhow::Result<Storage>) -> String {
         let err = result.expect_err("accepted");
-        crate::bad_input_reason(&err).unwrap_or_else(|| panic!("not bad input: {err:#}")).to_string()
+        crate::bad_input_reason(&err)
+            .unwrap_or_else(|| panic!("not bad input: {err:#}"))
+            .to_string()
     }
 
     #[test]
@@ -689,7 +765,9 @@ mod tests {
             ("s3://my.clips-2/a/b/", "my.clips-2", "a/b"),
         ] {
             match s3(url, &[]).unwrap() {
-                Storage::S3 { bucket: b, prefix: p, .. } => assert_eq!((b.as_str(), p.as_str()), (bucket, prefix), "{url}"),
+                Storage::S3 { bucket: b, prefix: p, .. } => {
+                    assert_eq!((b.as_str(), p.as_str()), (bucket, prefix), "{url}")
+                }
                 other => panic!("{url}: {other:?}"),
             }
         }
@@ -717,7 +795,8 @@ mod tests {
 
     #[test]
     fn s3_needs_credentials_and_a_usable_endpoint() {
-        let text = reason(Storage::from_url_with_env("s3://clips/x", &env(&[("AWS_ACCESS_KEY_ID", "a")])));
+        let text =
+            reason(Storage::from_url_with_env("s3://clips/x", &env(&[("AWS_ACCESS_KEY_ID", "a")])));
         assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
         let text = reason(s3("s3://clips/x", &[("S3_ENDPOINT", "ftp://u:hunter2@host")]));
         assert!(text.contains("S3_ENDPOINT") && !text.contains("hunter2"), "{text}");
@@ -725,7 +804,11 @@ mod tests {
 
     #[test]
     fn custom_endpoints_are_path_style_and_aws_is_not() {
-        let storage = s3("s3://clips/p", &[("S3_ENDPOINT", "http://127.0.0.1:9000/"), ("S3_REGION", "eu-west-3")]).unwrap();
+        let storage = s3(
+            "s3://clips/p",
+            &[("S3_ENDPOINT", "http://127.0.0.1:9000/"), ("S3_REGION", "eu-west-3")],
+        )
+        .unwrap();
         let Storage::S3 { client, .. } = &storage else { panic!() };
         assert!(client.bucket.is_path_style());
         assert_eq!(client.bucket.url(), "http://127.0.0.1:9000/clips");
@@ -741,8 +824,11 @@ mod tests {
 
     #[test]
     fn secrets_never_show() {
-        let storage =
-            s3("s3://clips/p", &[("S3_ENDPOINT", "http://127.0.0.1:9000"), ("AWS_SESSION_TOKEN", "tok-s3cret")]).unwrap();
+        let storage = s3(
+            "s3://clips/p",
+            &[("S3_ENDPOINT", "http://127.0.0.1:9000"), ("AWS_SESSION_TOKEN", "tok-s3cret")],
+        )
+        .unwrap();
         for text in [format!("{storage:?}"), format!("{storage:#?}"), storage.to_string()] {
             assert!(!text.contains("s3cret") && !text.contains("AKIDEXAMPLE"), "{text}");
         }
@@ -764,7 +850,10 @@ mod tests {
     fn error_responses_are_classified() {
         let no_key = b"<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
         let err = http_error("videos/1/x.mp4", 404, no_key);
-        assert_eq!(crate::bad_input_reason(&err).unwrap().to_string(), "stored file videos/1/x.mp4 is missing");
+        assert_eq!(
+            crate::bad_input_reason(&err).unwrap().to_string(),
+            "stored file videos/1/x.mp4 is missing"
+        );
         assert!(crate::bad_input_reason(&http_error("k", 404, b"")).is_some());
         let no_bucket = b"<Error><Code>NoSuchBucket</Code></Error>";
         let err = http_error("k", 404, no_bucket);
@@ -783,7 +872,8 @@ mod tests {
 
     #[tokio::test]
     async fn local_storage_round_trip() {
-        let root = std::env::temp_dir().join(format!("videoclip-storage-test-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("videoclip-storage-test-{}", std::process::id()));
         let storage = Storage::from_url(&format!("file://{}", root.display())).unwrap();
         let source = root.join("in.bin");
         tokio::fs::create_dir_all(&root).await.unwrap();
@@ -791,14 +881,23 @@ mod tests {
         assert_eq!(storage.put_file(&source, "videos/1/a.mp4").await.unwrap(), 5);
         assert!(storage.exists("videos/1/a.mp4").await.unwrap());
         let copy = storage.open_local("videos/1/a.mp4", &root.join("scratch")).await.unwrap();
-        assert_eq!((copy.path(), copy.size(), copy.is_temporary()), (root.join("videos/1/a.mp4").as_path(), 5, false));
+        assert_eq!(
+            (copy.path(), copy.size(), copy.is_temporary()),
+            (root.join("videos/1/a.mp4").as_path(), 5, false)
+        );
         drop(copy);
         assert_eq!(storage.fetch_to("videos/1/a.mp4", &root.join("out/b.mp4")).await.unwrap(), 5);
         let listed = storage.list("videos").await.unwrap();
-        assert_eq!(listed.iter().map(|o| (o.key.as_str(), o.size)).collect::<Vec<_>>(), vec![("videos/1/a.mp4", 5)]);
+        assert_eq!(
+            listed.iter().map(|o| (o.key.as_str(), o.size)).collect::<Vec<_>>(),
+            vec![("videos/1/a.mp4", 5)]
+        );
         assert!(listed[0].modified.is_some());
         let err = storage.open_local("videos/1/none.mp4", &root).await.unwrap_err();
-        assert_eq!(crate::bad_input_reason(&err).unwrap().to_string(), "stored file videos/1/none.mp4 is missing");
+        assert_eq!(
+            crate::bad_input_reason(&err).unwrap().to_string(),
+            "stored file videos/1/none.mp4 is missing"
+        );
         let err = storage.fetch_to("videos/1/none.mp4", &root.join("out/c.mp4")).await.unwrap_err();
         assert!(crate::bad_input_reason(&err).is_some(), "{err:#}");
         assert!(storage.open_local("../in.bin", &root).await.is_err());

@@ -40,7 +40,10 @@ fn now_plus_millis(millis: u64) -> diesel::expression::SqlLiteral<Timestamp> {
 
 /// Inserts pending tasks, [`BATCH_ROWS`] per statement, and returns how many
 /// rows were written.
-pub async fn insert_tasks(conn: &mut PooledConnection<'_>, tasks: &[NewTask]) -> anyhow::Result<usize> {
+pub async fn insert_tasks(
+    conn: &mut PooledConnection<'_>,
+    tasks: &[NewTask],
+) -> anyhow::Result<usize> {
     let mut written = 0;
     for chunk in tasks.chunks(BATCH_ROWS) {
         written += diesel::insert_into(pt::table)
@@ -116,13 +119,18 @@ pub async fn queue_due_tasks(
         ),
     };
     conn.transaction(async move |conn| -> anyhow::Result<Vec<DueTask>> {
-        let due: Vec<DueTask> = diesel::sql_query(query).load(conn).await.context("selecting due tasks")?;
+        let due: Vec<DueTask> =
+            diesel::sql_query(query).load(conn).await.context("selecting due tasks")?;
         if due.is_empty() {
             return Ok(due);
         }
         let to_front = !matches!(selection, DueSelection::ByPriority);
         queue
-            .push(&due.iter().map(|t| (t.task_id.as_str(), t.priority)).collect::<Vec<_>>(), high_priority_threshold, to_front)
+            .push(
+                &due.iter().map(|t| (t.task_id.as_str(), t.priority)).collect::<Vec<_>>(),
+                high_priority_threshold,
+                to_front,
+            )
             .await?;
         let ids: Vec<i64> = due.iter().map(|t| t.id).collect();
         diesel::update(pt::table.filter(pt::id.eq_any(&ids)))
@@ -357,7 +365,12 @@ pub fn backoff_millis(retry: u32, base_millis: u64) -> u64 {
 fn rand_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -620,7 +633,9 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
             .context("reading back reaped tasks")?;
         changed = rows
             .into_iter()
-            .filter_map(|(id, code, step)| Some((id, TaskStatus::from_code(code).ok()?, step.unwrap_or_default())))
+            .filter_map(|(id, code, step)| {
+                Some((id, TaskStatus::from_code(code).ok()?, step.unwrap_or_default()))
+            })
             .collect();
     }
     Ok(Reaped { changed, requeued, failed })
@@ -646,7 +661,10 @@ pub async fn any_active(conn: &mut PooledConnection<'_>) -> anyhow::Result<bool>
 
 /// The status of each task among `task_ids` (public ids), in no particular
 /// order; unknown ids are simply absent.
-pub async fn find_summaries(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<Vec<TaskSummary>> {
+pub async fn find_summaries(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<Vec<TaskSummary>> {
     pt::table
         .filter(pt::task_id.eq_any(task_ids))
         .select(TaskSummary::as_select())
@@ -666,7 +684,9 @@ pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<
 }
 
 /// Running tasks per worker (the lease owner without its claim number).
-pub async fn running_by_worker(conn: &mut PooledConnection<'_>) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn running_by_worker(
+    conn: &mut PooledConnection<'_>,
+) -> anyhow::Result<Vec<(String, i64)>> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
@@ -697,7 +717,11 @@ pub async fn oldest_wait_seconds(conn: &mut PooledConnection<'_>) -> anyhow::Res
 
 /// Public ids of failed tasks that ended at or after `since` (database
 /// time, UTC), oldest first, at most `limit`: for `retry --all-failed`.
-pub async fn failed_since(conn: &mut PooledConnection<'_>, since: NaiveDateTime, limit: i64) -> anyhow::Result<Vec<String>> {
+pub async fn failed_since(
+    conn: &mut PooledConnection<'_>,
+    since: NaiveDateTime,
+    limit: i64,
+) -> anyhow::Result<Vec<String>> {
     pt::table
         .filter(pt::status.eq(TaskStatus::Failed.code()))
         .filter(pt::completed_at.ge(since))
@@ -713,7 +737,10 @@ pub async fn failed_since(conn: &mut PooledConnection<'_>, since: NaiveDateTime,
 /// returns how many were cancelled. A pending task will never be claimed; a
 /// running one loses its lease at once, so its worker cannot commit and
 /// stops it at its next lease check.
-pub async fn cancel_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<usize> {
+pub async fn cancel_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<usize> {
     let cancelled = diesel::update(
         pt::table
             .filter(pt::task_id.eq_any(task_ids))
@@ -750,7 +777,10 @@ pub async fn cancel_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) 
 
 /// Makes the failed or cancelled tasks among `task_ids` pending again with
 /// a fresh retry budget; returns how many.
-pub async fn retry_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -> anyhow::Result<usize> {
+pub async fn retry_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<usize> {
     diesel::update(
         pt::table
             .filter(pt::task_id.eq_any(task_ids))
@@ -772,7 +802,10 @@ pub async fn retry_tasks(conn: &mut PooledConnection<'_>, task_ids: &[String]) -
 }
 
 /// The segments of a task (public id), in time order.
-pub async fn find_segments(conn: &mut PooledConnection<'_>, task_id: &str) -> anyhow::Result<Vec<crate::models::SegmentRow>> {
+pub async fn find_segments(
+    conn: &mut PooledConnection<'_>,
+    task_id: &str,
+) -> anyhow::Result<Vec<crate::models::SegmentRow>> {
     video_segments::table
         .inner_join(pt::table)
         .filter(pt::task_id.eq(task_id))
@@ -828,7 +861,11 @@ pub async fn insert_tasks_for_idle_videos(
     if tasks.is_empty() {
         return Ok(IdleVideoBatch::default());
     }
-    anyhow::ensure!(tasks.len() <= BATCH_ROWS, "at most {BATCH_ROWS} tasks per batch, got {}", tasks.len());
+    anyhow::ensure!(
+        tasks.len() <= BATCH_ROWS,
+        "at most {BATCH_ROWS} tasks per batch, got {}",
+        tasks.len()
+    );
     let task_type = tasks[0].task_type.clone();
     anyhow::ensure!(tasks.iter().all(|t| t.task_type == task_type), "one task_type per batch");
     conn.transaction(async move |conn| -> anyhow::Result<IdleVideoBatch> {
@@ -904,7 +941,10 @@ pub async fn insert_tasks_for_idle_videos(
 /// Drops from `batch.created` the tasks of users whose `monthly_videos`
 /// quota has no room for them (keeping as many per user as fit, oldest
 /// video first); the quota rows stay locked until the transaction ends.
-async fn drop_over_quota(conn: &mut PooledConnection<'_>, batch: &mut IdleVideoBatch) -> anyhow::Result<()> {
+async fn drop_over_quota(
+    conn: &mut PooledConnection<'_>,
+    batch: &mut IdleVideoBatch,
+) -> anyhow::Result<()> {
     let mut users: Vec<i64> = batch.created.iter().map(|t| t.user_id).collect();
     users.sort_unstable();
     users.dedup();
@@ -984,7 +1024,9 @@ pub async fn list_tasks(
 ) -> anyhow::Result<Vec<(ListedTask, String)>> {
     let mut query = pt::table.select(ListedTask::as_select()).into_boxed();
     if !filter.statuses.is_empty() {
-        query = query.filter(pt::status.eq_any(filter.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()));
+        query = query.filter(
+            pt::status.eq_any(filter.statuses.iter().map(|s| s.code()).collect::<Vec<_>>()),
+        );
     }
     if let Some(user_id) = filter.user_id {
         query = query.filter(pt::user_id.eq(user_id));
@@ -1001,7 +1043,8 @@ pub async fn list_tasks(
         (_, None) => query,
     };
     query = if oldest_first { query.order(pt::id.asc()) } else { query.order(pt::id.desc()) };
-    let tasks: Vec<ListedTask> = query.limit(limit as i64).load(conn).await.context("listing tasks")?;
+    let tasks: Vec<ListedTask> =
+        query.limit(limit as i64).load(conn).await.context("listing tasks")?;
     let owner_ids: Vec<i64> = tasks.iter().map(|t| t.user_id).collect();
     let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(tasks

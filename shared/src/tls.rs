@@ -90,9 +90,7 @@ impl Roots {
                 tracing::warn!("ignored {ignored} unparsable certificate(s) in the system store");
             }
             if store.is_empty() {
-                return Err(BadInput::new(
-                    "no usable root certificate in the system store",
-                ));
+                return Err(BadInput::new("no usable root certificate in the system store"));
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -115,9 +113,7 @@ fn ca_file_certs(var: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| BadInput::new(format!("{var} file {shown} is not valid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(BadInput::new(format!(
-            "{var} file {shown} holds no PEM certificate"
-        )));
+        return Err(BadInput::new(format!("{var} file {shown} holds no PEM certificate")));
     }
     Ok(certs)
 }
@@ -127,11 +123,7 @@ fn ca_file_certs(var: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>,
 fn system_certs() -> Result<Vec<CertificateDer<'static>>, BadInput> {
     let loaded = rustls_native_certs::load_native_certs();
     if loaded.certs.is_empty() {
-        let why = loaded
-            .errors
-            .first()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
+        let why = loaded.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
         return Err(BadInput::new(format!(
             "no trusted root certificate in the system store (SSL_CERT_FILE, SSL_CERT_DIR or the platform's){}",
             one_line(&why)
@@ -175,10 +167,8 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_ca_file_is_bad_input() {
-        let missing = Roots::new(
-            "X_CA",
-            Some(std::env::temp_dir().join("no-such-dir-shared-tls/ca.pem")),
-        );
+        let missing =
+            Roots::new("X_CA", Some(std::env::temp_dir().join("no-such-dir-shared-tls/ca.pem")));
         let err = missing.client_config().unwrap_err();
         assert!(err.0.starts_with("cannot read X_CA file"), "{err}");
         let empty = Roots::new("X_CA", Some(write("empty.pem", "not a certificate\n")));

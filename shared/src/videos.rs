@@ -8,7 +8,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 /// Inserts a video row and returns its id.
-pub async fn insert_video(conn: &mut PooledConnection<'_>, video: &NewVideo) -> anyhow::Result<i64> {
+pub async fn insert_video(
+    conn: &mut PooledConnection<'_>,
+    video: &NewVideo,
+) -> anyhow::Result<i64> {
     diesel::insert_into(videos::table)
         .values(video)
         .execute(conn)
@@ -34,7 +37,10 @@ pub async fn find_video(conn: &mut PooledConnection<'_>, id: i64) -> anyhow::Res
 
 /// The placeholder video that no-op tasks point at (`processing_tasks.video_id`
 /// is a required foreign key), created on first use for `user_id`.
-pub async fn ensure_placeholder_video(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<i64> {
+pub async fn ensure_placeholder_video(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+) -> anyhow::Result<i64> {
     const PLACEHOLDER_PATH: &str = "noop://placeholder";
     let found: Option<i64> = videos::table
         .filter(videos::user_id.eq(user_id))
@@ -130,7 +136,11 @@ pub async fn page_after(
     let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(page
         .into_iter()
-        .map(|(id, user_id)| VideoOwner { id, user_id, username: names.get(&user_id).cloned().unwrap_or_default() })
+        .map(|(id, user_id)| VideoOwner {
+            id,
+            user_id,
+            username: names.get(&user_id).cloned().unwrap_or_default(),
+        })
         .collect())
 }
 
@@ -158,7 +168,11 @@ pub async fn lock_owner(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow
 
 /// The storage key of a video this user already stored with the same
 /// SHA-256, if any: a re-upload reuses that object instead of a copy.
-pub async fn stored_file_with_hash(conn: &mut PooledConnection<'_>, user_id: i64, file_hash: &str) -> anyhow::Result<Option<String>> {
+pub async fn stored_file_with_hash(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+    file_hash: &str,
+) -> anyhow::Result<Option<String>> {
     videos::table
         .filter(videos::user_id.eq(user_id))
         .filter(videos::file_hash.eq(file_hash))

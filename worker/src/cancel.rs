@@ -45,7 +45,10 @@ impl Cancel {
     /// A clone sharing this flag whose deadline is the earlier of the
     /// existing one and `deadline`: bounds one step inside a longer job.
     pub fn child_with_deadline(&self, deadline: Instant) -> Self {
-        Cancel { inner: self.inner.clone(), deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))) }
+        Cancel {
+            inner: self.inner.clone(),
+            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
+        }
     }
 
     /// Sets the flag and wakes every waiter.

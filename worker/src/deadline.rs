@@ -114,9 +114,11 @@ mod tests {
     async fn a_hung_step_is_stopped_at_its_deadline() {
         let limits = StepLimits { base: Duration::from_millis(100), factor: 0.0 };
         let cancel = Cancel::new();
-        let err = run_step("fetch", limits, 12.0, &cancel, |_| std::future::pending::<anyhow::Result<()>>())
-            .await
-            .unwrap_err();
+        let err = run_step("fetch", limits, 12.0, &cancel, |_| {
+            std::future::pending::<anyhow::Result<()>>()
+        })
+        .await
+        .unwrap_err();
         let timeout = timed_out(&err).expect("a StepTimedOut");
         assert_eq!(timeout.step, "fetch");
         assert!(err.to_string().contains("step fetch exceeded its time limit"), "{err}");
@@ -127,16 +129,20 @@ mod tests {
         let limits = StepLimits { base: Duration::from_secs(60), factor: 0.0 };
         let cancel = Cancel::new();
         cancel.cancel();
-        let err = run_step("audio", limits, 1.0, &cancel, |_| std::future::pending::<anyhow::Result<()>>())
-            .await
-            .unwrap_err();
+        let err = run_step("audio", limits, 1.0, &cancel, |_| {
+            std::future::pending::<anyhow::Result<()>>()
+        })
+        .await
+        .unwrap_err();
         assert!(timed_out(&err).is_none(), "{err}");
     }
 
     #[tokio::test]
     async fn a_step_in_time_returns_its_value() {
         let cancel = Cancel::new();
-        let value = run_step("probe", StepLimits::default(), 1.0, &cancel, |_| async { Ok(7) }).await.unwrap();
+        let value = run_step("probe", StepLimits::default(), 1.0, &cancel, |_| async { Ok(7) })
+            .await
+            .unwrap();
         assert_eq!(value, 7);
     }
 }

@@ -90,14 +90,21 @@ impl FetchState {
                 // are not stranded until the scheduler's aging finds them.
                 let entries: Vec<(&str, i8)> = ids.iter().map(|id| (id.as_str(), 0)).collect();
                 if let Err(push) = self.queue.push(&entries, 0, true).await {
-                    tracing::error!("claim failed and the ids could not be pushed back: {}", shared::one_line(&push));
+                    tracing::error!(
+                        "claim failed and the ids could not be pushed back: {}",
+                        shared::one_line(&push)
+                    );
                 }
                 return Err(e);
             }
         };
         if claimed.len() < ids.len() {
-            tracing::debug!(dropped = ids.len() - claimed.len(), "stale or duplicate queue entries dropped");
-            metrics::counter!("videoclip_queue_entries_dropped_total").increment((ids.len() - claimed.len()) as u64);
+            tracing::debug!(
+                dropped = ids.len() - claimed.len(),
+                "stale or duplicate queue entries dropped"
+            );
+            metrics::counter!("videoclip_queue_entries_dropped_total")
+                .increment((ids.len() - claimed.len()) as u64);
         }
         for task in &claimed {
             metrics::counter!("videoclip_tasks_claimed_total", "task_type" => task.task_type.clone()).increment(1);
@@ -105,7 +112,9 @@ impl FetchState {
         }
         let statuses: Vec<(String, CachedStatus)> = claimed
             .iter()
-            .map(|t| (t.task_id.clone(), CachedStatus::now(TaskStatus::Processing, 0, Some("started"))))
+            .map(|t| {
+                (t.task_id.clone(), CachedStatus::now(TaskStatus::Processing, 0, Some("started")))
+            })
             .collect();
         if let Err(e) = self.queue.set_statuses(&statuses).await {
             tracing::warn!("task:status not updated: {}", shared::one_line(&e));
@@ -160,7 +169,8 @@ pub fn backend(state: Arc<FetchState>) -> QueueBackend {
         .fetcher(fetcher)
         // apalis insists on a sink; tasks are only ever created in the database.
         .sink(|_state, _config| {
-            sink::drain::<Task<ClaimedTask>>().sink_map_err((|e: Infallible| match e {}) as fn(Infallible) -> BoxDynError)
+            sink::drain::<Task<ClaimedTask>>()
+                .sink_map_err((|e: Infallible| match e {}) as fn(Infallible) -> BoxDynError)
         })
         .build()
         .expect("the backend has a fetcher and a sink")
@@ -190,7 +200,10 @@ fn fetcher(state: &mut Arc<FetchState>, _config: &(), worker: &WorkerContext) ->
                     }
                     Ok(_) => {
                         failures = 0;
-                        if state.exit_when_idle && worker.task_count() == 0 && state.nothing_left().await {
+                        if state.exit_when_idle
+                            && worker.task_count() == 0
+                            && state.nothing_left().await
+                        {
                             state.idle.store(true, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
@@ -198,7 +211,10 @@ fn fetcher(state: &mut Arc<FetchState>, _config: &(), worker: &WorkerContext) ->
                     Err(e) => {
                         failures += 1;
                         let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
-                        tracing::warn!("fetch failed, retrying in {backoff:?}: {}", shared::one_line(&e));
+                        tracing::warn!(
+                            "fetch failed, retrying in {backoff:?}: {}",
+                            shared::one_line(&e)
+                        );
                         tokio::time::sleep(backoff).await;
                     }
                 }

@@ -45,7 +45,12 @@ impl Finisher {
 
     /// Commits one task's outcome (with others that arrive at the same time)
     /// and returns what happened to it.
-    pub async fn finish(&self, task_id: &str, lease: Lease, outcome: Outcome) -> anyhow::Result<Finished> {
+    pub async fn finish(
+        &self,
+        task_id: &str,
+        lease: Lease,
+        outcome: Outcome,
+    ) -> anyhow::Result<Finished> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Request { task_id: task_id.to_string(), lease, outcome, reply })
@@ -55,7 +60,12 @@ impl Finisher {
     }
 }
 
-async fn commit_loop(pool: Pool, queue: Queue, mut receiver: mpsc::Receiver<Request>, retry_base_millis: u64) {
+async fn commit_loop(
+    pool: Pool,
+    queue: Queue,
+    mut receiver: mpsc::Receiver<Request>,
+    retry_base_millis: u64,
+) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -74,7 +84,9 @@ async fn commit_loop(pool: Pool, queue: Queue, mut receiver: mpsc::Receiver<Requ
                         let progress = if *status == TaskStatus::Completed { 100 } else { 0 };
                         CachedStatus::now(*status, progress, Some(status.name()))
                     }
-                    Finished::Requeued => CachedStatus::now(TaskStatus::Pending, 0, Some("waiting to retry")),
+                    Finished::Requeued => {
+                        CachedStatus::now(TaskStatus::Pending, 0, Some("waiting to retry"))
+                    }
                     Finished::LeaseLost => return None,
                 };
                 Some((request.task_id.clone(), cached))
@@ -94,11 +106,16 @@ async fn commit_loop(pool: Pool, queue: Queue, mut receiver: mpsc::Receiver<Requ
 
 /// Commits the batch, retrying database errors with backoff (at most about
 /// ten minutes, then the outcomes are reported lost so the tasks run again).
-async fn commit_with_retry(pool: &Pool, batch: &[Request], retry_base_millis: u64) -> Vec<Finished> {
+async fn commit_with_retry(
+    pool: &Pool,
+    batch: &[Request],
+    retry_base_millis: u64,
+) -> Vec<Finished> {
     let mut delay = Duration::from_millis(100);
     let started = std::time::Instant::now();
     loop {
-        let items: Vec<(Lease, Outcome)> = batch.iter().map(|r| (r.lease.clone(), r.outcome.clone())).collect();
+        let items: Vec<(Lease, Outcome)> =
+            batch.iter().map(|r| (r.lease.clone(), r.outcome.clone())).collect();
         let result = async {
             let mut conn = shared::db::conn(pool).await?;
             shared::tasks::finish_tasks(&mut conn, items, retry_base_millis).await
@@ -107,12 +124,20 @@ async fn commit_with_retry(pool: &Pool, batch: &[Request], retry_base_millis: u6
         match result {
             Ok(report) => return report,
             Err(e) if started.elapsed() < Duration::from_secs(600) => {
-                tracing::warn!("commit of {} outcome(s) failed, retrying in {delay:?}: {}", batch.len(), shared::one_line(&e));
+                tracing::warn!(
+                    "commit of {} outcome(s) failed, retrying in {delay:?}: {}",
+                    batch.len(),
+                    shared::one_line(&e)
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                tracing::error!("giving up committing {} outcome(s): {}", batch.len(), shared::one_line(&e));
+                tracing::error!(
+                    "giving up committing {} outcome(s): {}",
+                    batch.len(),
+                    shared::one_line(&e)
+                );
                 return vec![Finished::LeaseLost; batch.len()];
             }
         }

@@ -16,14 +16,21 @@ use std::time::Duration;
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown.
-pub async fn run(pool: Pool, queue: Queue, held: Arc<HeldTasks>, worker_id: String, lease_millis: u64, mut shutdown: Shutdown) {
+pub async fn run(
+    pool: Pool,
+    queue: Queue,
+    held: Arc<HeldTasks>,
+    worker_id: String,
+    lease_millis: u64,
+    mut shutdown: Shutdown,
+) {
     loop {
         if let Err(e) = queue.mark_worker_alive(&worker_id).await {
             tracing::debug!("worker heartbeat not recorded in Redis: {}", shared::one_line(&e));
         }
         if shutdown.sleep(INTERVAL).await {
             // Keep renewing during the grace period: tasks are still finishing.
-            if held.len() == 0 {
+            if held.is_empty() {
                 let _ = queue.mark_worker_gone(&worker_id).await;
                 return;
             }
@@ -41,7 +48,8 @@ pub async fn run(pool: Pool, queue: Queue, held: Arc<HeldTasks>, worker_id: Stri
         .await;
         match result {
             Ok(still_held) => {
-                metrics::counter!("videoclip_lease_renewals_total").increment(still_held.len() as u64);
+                metrics::counter!("videoclip_lease_renewals_total")
+                    .increment(still_held.len() as u64);
                 let lost = held.cancel_lost(&ids, &still_held);
                 metrics::counter!("videoclip_leases_lost_total").increment(lost as u64);
                 if lost > 0 {

@@ -32,7 +32,8 @@ impl HeldTasks {
     /// Records a newly claimed task; returns its cancel flag.
     pub fn insert(&self, task_id: &str, lease: Lease) -> Cancel {
         let cancel = Cancel::new();
-        let held = Held { lease, cancel: cancel.clone(), finishing: Arc::new(AtomicBool::new(false)) };
+        let held =
+            Held { lease, cancel: cancel.clone(), finishing: Arc::new(AtomicBool::new(false)) };
         self.inner.lock().unwrap().insert(task_id.to_string(), held);
         cancel
     }
@@ -70,7 +71,11 @@ impl HeldTasks {
         for held in map.values() {
             let id = held.lease.id;
             let finishing = held.finishing.load(Ordering::SeqCst);
-            if checked.contains(&id) && !still_held.contains(&id) && !finishing && !held.cancel.is_cancelled() {
+            if checked.contains(&id)
+                && !still_held.contains(&id)
+                && !finishing
+                && !held.cancel.is_cancelled()
+            {
                 held.cancel.cancel();
                 lost += 1;
             }
@@ -86,5 +91,10 @@ impl HeldTasks {
     /// Number of held tasks.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap().len()
+    }
+
+    /// True when no task is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -11,10 +11,6 @@
 
 use apalis::prelude::*;
 use clap::Parser;
-use worker::fetch::{self, FetchState};
-use worker::finisher::Finisher;
-use worker::held::HeldTasks;
-use worker::{heartbeat, jobs};
 use shared::config::{load_dotenv, QueueSettings, Settings};
 use shared::shutdown::Shutdown;
 use shared::tasks::{ClaimedTask, Outcome};
@@ -23,6 +19,10 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use worker::fetch::{self, FetchState};
+use worker::finisher::Finisher;
+use worker::held::HeldTasks;
+use worker::{heartbeat, jobs};
 
 #[derive(Parser, Debug)]
 #[command(name = "worker", version, about = "Run video-clipping tasks from the queue")]
@@ -78,7 +78,8 @@ fn main() -> ExitCode {
     load_dotenv();
     let cli = Cli::parse();
     shared::logging::init(cli.settings.log_format, "info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -94,7 +95,10 @@ fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into());
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{host}:{}:{:04x}", std::process::id(), nanos & 0xffff)
 }
 
@@ -104,18 +108,24 @@ const DEFAULT_MODEL: &str = ".cache/models/ggml-base.bin";
 /// Loads the whisper model once for the whole process. A model named by
 /// `WHISPER_MODEL` must load (else exit 2); without it the default path is
 /// tried, and a worker with no model still runs every other task type.
-fn load_transcriber(configured: Option<&str>, threads: Option<usize>) -> anyhow::Result<Option<Arc<worker::pipeline::transcribe::Transcriber>>> {
+fn load_transcriber(
+    configured: Option<&str>,
+    threads: Option<usize>,
+) -> anyhow::Result<Option<Arc<worker::pipeline::transcribe::Transcriber>>> {
     use worker::pipeline::transcribe::Transcriber;
     let path = match configured {
         Some(path) => std::path::PathBuf::from(path),
-        None if std::path::Path::new(DEFAULT_MODEL).is_file() => std::path::PathBuf::from(DEFAULT_MODEL),
+        None if std::path::Path::new(DEFAULT_MODEL).is_file() => {
+            std::path::PathBuf::from(DEFAULT_MODEL)
+        }
         None => {
             tracing::warn!("no whisper model (WHISPER_MODEL unset, {DEFAULT_MODEL} absent): video_clip tasks this worker takes fail (retryable) until it has one");
             return Ok(None);
         }
     };
     let started = std::time::Instant::now();
-    let transcriber = Transcriber::load(&path, threads).map_err(|e| shared::BadInput::new(format!("{e:#}")))?;
+    let transcriber =
+        Transcriber::load(&path, threads).map_err(|e| shared::BadInput::new(format!("{e:#}")))?;
     tracing::info!(model = %path.display(), seconds = started.elapsed().as_secs_f64(), "whisper model loaded");
     Ok(Some(Arc::new(transcriber)))
 }
@@ -137,7 +147,8 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
     drop(_enter);
     let started = std::time::Instant::now();
     let outcome = jobs::run(&task, &held.cancel, &state.services).await;
-    metrics::histogram!("videoclip_task_seconds", "task_type" => task.task_type.clone()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("videoclip_task_seconds", "task_type" => task.task_type.clone())
+        .record(started.elapsed().as_secs_f64());
     if let Outcome::Failed { reason, retryable } = &outcome {
         tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
     }
@@ -151,7 +162,8 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
                 shared::tasks::Finished::LeaseLost => "lease_lost",
             };
             metrics::counter!("videoclip_tasks_finished_total", "task_type" => task.task_type.clone(), "outcome" => outcome).increment(1);
-            if finished != shared::tasks::Finished::Committed(shared::models::TaskStatus::Completed) {
+            if finished != shared::tasks::Finished::Committed(shared::models::TaskStatus::Completed)
+            {
                 jobs::discard_attempt(&task, &state.services).await;
             }
         }
@@ -183,7 +195,9 @@ impl Acknowledge<()> for PanicAck {
                 let reason = format!("worker panicked: {error}");
                 tracing::error!(%task_id, "{reason}");
                 tokio::spawn(async move {
-                    let _ = finisher.finish(&task_id, held.lease, Outcome::Failed { reason, retryable: true }).await;
+                    let _ = finisher
+                        .finish(&task_id, held.lease, Outcome::Failed { reason, retryable: true })
+                        .await;
                 });
             }
         }
@@ -196,7 +210,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(worker = %id, concurrency = cli.concurrency, settings = %cli.settings.describe(), "worker starting");
     shared::metrics::serve(cli.settings.metrics_addr.as_deref()).await?;
     let concurrency = cli.concurrency as usize;
-    let pool = shared::db::connect(cli.settings.require_database_url()?, (concurrency as u32 / 8).clamp(4, 32)).await?;
+    let pool = shared::db::connect(
+        cli.settings.require_database_url()?,
+        (concurrency as u32 / 8).clamp(4, 32),
+    )
+    .await?;
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
     let popper = shared::queue::Popper::connect(&cli.settings.redis_url).await?;
     let lease_millis = u64::from(cli.queue.lease_seconds) * 1000;
@@ -204,7 +222,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let held = Arc::new(HeldTasks::default());
     let finisher = Finisher::start(pool.clone(), queue.clone(), cli.retry_base_ms);
-    let heartbeat = tokio::spawn(heartbeat::run(pool.clone(), queue.clone(), held.clone(), id.clone(), lease_millis, shutdown.clone()));
+    let heartbeat = tokio::spawn(heartbeat::run(
+        pool.clone(),
+        queue.clone(),
+        held.clone(),
+        id.clone(),
+        lease_millis,
+        shutdown.clone(),
+    ));
     let fetch_state = Arc::new(FetchState::new(
         pool.clone(),
         queue.clone(),

@@ -59,7 +59,10 @@ impl Progress {
     }
 
     async fn cache(&self, step: &str, percent: i8) {
-        let status = vec![(self.task_id.clone(), CachedStatus::now(TaskStatus::Processing, percent, Some(step)))];
+        let status = vec![(
+            self.task_id.clone(),
+            CachedStatus::now(TaskStatus::Processing, percent, Some(step)),
+        )];
         if let Err(e) = self.queue.set_statuses(&status).await {
             tracing::debug!("task:status not updated: {}", shared::one_line(&e));
         }

@@ -95,7 +95,11 @@ impl TestEnv {
             "test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 100_000
         );
         let dir = project_root().join(".local/tests").join(&database);
         std::fs::create_dir_all(&dir).unwrap();
@@ -112,7 +116,13 @@ impl TestEnv {
             host,
             port,
         };
-        env.sql_exec(&format!("CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", env.database), false);
+        env.sql_exec(
+            &format!(
+                "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+                env.database
+            ),
+            false,
+        );
         env.wait_for_redis();
         let out = env.enqueue(&["migrate"]);
         assert!(out.status.success(), "migrate failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -166,7 +176,12 @@ impl TestEnv {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -193,7 +208,14 @@ impl TestEnv {
                 if entry.file_type().unwrap().is_dir() {
                     pending.push(entry.path());
                 } else {
-                    found.push(entry.path().strip_prefix(&self.storage).unwrap().to_string_lossy().to_string());
+                    found.push(
+                        entry
+                            .path()
+                            .strip_prefix(&self.storage)
+                            .unwrap()
+                            .to_string_lossy()
+                            .to_string(),
+                    );
                 }
             }
         }
@@ -205,7 +227,18 @@ impl TestEnv {
     /// session open (feed it statements on stdin).
     pub fn sql_client(&self) -> Command {
         let mut cmd = Command::new("mariadb");
-        cmd.args(["--no-defaults", "-N", "-B", "--unbuffered", "-uroot", "-h", &self.host, "-P", &self.port, &self.database]);
+        cmd.args([
+            "--no-defaults",
+            "-N",
+            "-B",
+            "--unbuffered",
+            "-uroot",
+            "-h",
+            &self.host,
+            "-P",
+            &self.port,
+            &self.database,
+        ]);
         cmd
     }
 
@@ -231,7 +264,11 @@ impl TestEnv {
             cmd.arg(&self.database);
         }
         let out = cmd.arg("-e").arg(query).output().expect("mariadb client");
-        assert!(out.status.success(), "SQL failed: {query}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "SQL failed: {query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -246,7 +283,12 @@ impl TestEnv {
     }
 
     /// Waits for `child` to exit within `limit`; kills it and panics if not.
-    pub fn wait_exit(&self, child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    pub fn wait_exit(
+        &self,
+        child: &mut Child,
+        limit: Duration,
+        what: &str,
+    ) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -292,7 +334,16 @@ impl Drop for TestEnv {
 /// Starts a redis-server without persistence on `port`.
 fn start_redis(port: u16, dir: &Path) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -322,14 +373,20 @@ impl PrivateMariaDb {
         let dir = parent.join("mariadb");
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
             .arg(format!("--datadir={}", dir.join("data").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("mariadb-install-db");
         assert!(status.success(), "mariadb-install-db failed");
-        let mut db = PrivateMariaDb { port: free_port(), dir, child: None, extra_args: extra_args.to_vec() };
+        let mut db =
+            PrivateMariaDb { port: free_port(), dir, child: None, extra_args: extra_args.to_vec() };
         db.restart();
         db
     }
@@ -337,9 +394,19 @@ impl PrivateMariaDb {
     /// Starts the server (again) and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
-        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd".into() } else { "mariadbd".to_string() };
+        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() {
+            "/usr/sbin/mariadbd".into()
+        } else {
+            "mariadbd".to_string()
+        };
         let child = Command::new(mariadbd)
-            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin", "--innodb-buffer-pool-size=64M"])
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=64M",
+            ])
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--socket={}", self.dir.join("sock").display()))
             .arg(format!("--pid-file={}", self.dir.join("pid").display()))
@@ -354,7 +421,13 @@ impl PrivateMariaDb {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = Command::new("mariadb-admin")
-                .args(["--no-defaults", "-uroot", "-h127.0.0.1", &format!("-P{}", self.port), "ping"])
+                .args([
+                    "--no-defaults",
+                    "-uroot",
+                    "-h127.0.0.1",
+                    &format!("-P{}", self.port),
+                    "ping",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -392,7 +465,16 @@ impl Drop for PrivateMariaDb {
 /// stream of a kind (`v:0`, `a:0`).
 pub fn probe(path: &Path, stream: &str, entry: &str) -> String {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", stream, "-show_entries", entry, "-of", "default=nw=1:nk=1"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            entry,
+            "-of",
+            "default=nw=1:nk=1",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -402,10 +484,29 @@ pub fn probe(path: &Path, stream: &str, entry: &str) -> String {
 /// Makes a small test video with ffmpeg (test pattern + tone).
 pub fn make_video(path: &Path, seconds: u32, with_audio: bool) {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=size=320x240:rate=25:duration={seconds}")]);
+    cmd.args([
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=320x240:rate=25:duration={seconds}"),
+    ]);
     if with_audio {
-        cmd.args(["-f", "lavfi", "-i", &format!("sine=frequency=440:duration={seconds}"), "-c:a", "aac"]);
+        cmd.args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:duration={seconds}"),
+            "-c:a",
+            "aac",
+        ]);
     }
-    let status = cmd.args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest"]).arg(path).status().expect("ffmpeg");
+    let status = cmd
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-shortest"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg");
     assert!(status.success(), "ffmpeg failed to make {}", path.display());
 }

@@ -14,7 +14,9 @@ use anyhow::Context;
 use serde::Deserialize;
 use std::path::PathBuf;
 use worker::cancel::Cancel;
-use worker::pipeline::detect::{self, DetectionConfig, EvalCounts, LexiconScorer, SellingPointType};
+use worker::pipeline::detect::{
+    self, DetectionConfig, EvalCounts, LexiconScorer, SellingPointType,
+};
 use worker::pipeline::media;
 use worker::pipeline::transcribe::{TranscribeOptions, Transcriber};
 
@@ -44,8 +46,13 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("--min-f1 takes a number")?
         .unwrap_or(0.0);
-    let dir = args.iter().find(|a| !a.starts_with("--") && a.parse::<f64>().is_err()).map(PathBuf::from).unwrap_or_else(|| "fixtures/videos".into());
-    let model = std::env::var("WHISPER_MODEL").unwrap_or_else(|_| ".cache/models/ggml-base.bin".into());
+    let dir = args
+        .iter()
+        .find(|a| !a.starts_with("--") && a.parse::<f64>().is_err())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "fixtures/videos".into());
+    let model =
+        std::env::var("WHISPER_MODEL").unwrap_or_else(|_| ".cache/models/ggml-base.bin".into());
     let transcriber = Transcriber::load(std::path::Path::new(&model), None)?;
     let config = DetectionConfig::default();
     let scorer = LexiconScorer::new(&config);
@@ -59,7 +66,12 @@ async fn main() -> anyhow::Result<()> {
     let mut total = EvalCounts::default();
     let mut per_language: std::collections::BTreeMap<String, EvalCounts> = Default::default();
     for labels_path in entries {
-        let name = labels_path.file_name().unwrap().to_string_lossy().trim_end_matches(".labels.json").to_string();
+        let name = labels_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches(".labels.json")
+            .to_string();
         let video = labels_path.with_file_name(format!("{name}.mp4"));
         let labels: Labels = serde_json::from_str(&std::fs::read_to_string(&labels_path)?)
             .with_context(|| format!("parsing {}", labels_path.display()))?;
@@ -91,7 +103,9 @@ async fn main() -> anyhow::Result<()> {
     if json {
         let languages: serde_json::Map<String, serde_json::Value> = per_language
             .iter()
-            .map(|(l, c)| (l.clone(), serde_json::json!({"tp": c.tp, "fp": c.fp, "fn": c.fn_, "f1": c.f1()})))
+            .map(|(l, c)| {
+                (l.clone(), serde_json::json!({"tp": c.tp, "fp": c.fp, "fn": c.fn_, "f1": c.f1()}))
+            })
             .collect();
         println!(
             "{}",
@@ -99,9 +113,19 @@ async fn main() -> anyhow::Result<()> {
         );
     } else {
         for (language, c) in &per_language {
-            println!("{language}: precision {:.3} recall {:.3} F1 {:.3}", c.precision(), c.recall(), c.f1());
+            println!(
+                "{language}: precision {:.3} recall {:.3} F1 {:.3}",
+                c.precision(),
+                c.recall(),
+                c.f1()
+            );
         }
-        println!("ALL: precision {:.3} recall {:.3} F1 {:.3} (IoU >= 0.3, same type)", total.precision(), total.recall(), total.f1());
+        println!(
+            "ALL: precision {:.3} recall {:.3} F1 {:.3} (IoU >= 0.3, same type)",
+            total.precision(),
+            total.recall(),
+            total.f1()
+        );
     }
     if total.f1() < min_f1 {
         anyhow::bail!("F1 {:.3} is below {min_f1}", total.f1());

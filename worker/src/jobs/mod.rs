@@ -32,7 +32,12 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Ou
     match task.task_type.as_str() {
         task_type::NOOP => noop::run(task, cancel).await,
         task_type::VIDEO_CLIP => {
-            let progress = Progress::new(services.pool.clone(), services.queue.clone(), task.task_id.clone(), task.lease());
+            let progress = Progress::new(
+                services.pool.clone(),
+                services.queue.clone(),
+                task.task_id.clone(),
+                task.lease(),
+            );
             let deps = video_clip::Deps {
                 pool: &services.pool,
                 storage: &services.storage,
@@ -42,7 +47,9 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Ou
             };
             video_clip::run(task, cancel, &deps).await
         }
-        other => Outcome::Failed { reason: format!("unknown task_type {other:?}"), retryable: false },
+        other => {
+            Outcome::Failed { reason: format!("unknown task_type {other:?}"), retryable: false }
+        }
     }
 }
 
@@ -58,9 +65,15 @@ pub async fn discard_attempt(task: &ClaimedTask, services: &Services) {
     // Bounded: a storage server that hangs must not hold the task's slot.
     match tokio::time::timeout(DISCARD_TIMEOUT, services.storage.delete_all_under(&prefix)).await {
         Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(task_id = %task.task_id, objects = n, "removed the objects of an attempt that did not complete"),
-        Ok(Err(e)) => tracing::warn!(task_id = %task.task_id, "could not remove {prefix}: {}", shared::one_line(&e)),
-        Err(_) => tracing::warn!(task_id = %task.task_id, "could not remove {prefix} within {DISCARD_TIMEOUT:?} (enqueue gc will)"),
+        Ok(Ok(n)) => {
+            tracing::info!(task_id = %task.task_id, objects = n, "removed the objects of an attempt that did not complete")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(task_id = %task.task_id, "could not remove {prefix}: {}", shared::one_line(&e))
+        }
+        Err(_) => {
+            tracing::warn!(task_id = %task.task_id, "could not remove {prefix} within {DISCARD_TIMEOUT:?} (enqueue gc will)")
+        }
     }
 }
 

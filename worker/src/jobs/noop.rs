@@ -33,7 +33,12 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel) -> Outcome {
         None => NoopConfig::default(),
         Some(value) => match serde_json::from_value(value.clone()) {
             Ok(config) => config,
-            Err(e) => return Outcome::Failed { reason: format!("invalid noop config: {e}"), retryable: false },
+            Err(e) => {
+                return Outcome::Failed {
+                    reason: format!("invalid noop config: {e}"),
+                    retryable: false,
+                }
+            }
         },
     };
     if config.sleep_ms > 0 {
@@ -45,16 +50,21 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel) -> Outcome {
         }
     }
     if draw(task) < config.fail_rate {
-        return Outcome::Failed { reason: format!("noop failed on purpose (fail_rate {})", config.fail_rate), retryable: true };
+        return Outcome::Failed {
+            reason: format!("noop failed on purpose (fail_rate {})", config.fail_rate),
+            retryable: true,
+        };
     }
     Outcome::completed(vec![NewResult {
-            task_id: task.id,
-            user_id: task.user_id,
-            video_id: task.video_id,
-            result_type: "analysis".into(),
-            result_data: Some(json!({ "noop": true, "slept_ms": config.sleep_ms, "attempt": task.attempts })),
-            file_path: None,
-            file_size: None,
-            metadata: None,
-        }])
+        task_id: task.id,
+        user_id: task.user_id,
+        video_id: task.video_id,
+        result_type: "analysis".into(),
+        result_data: Some(
+            json!({ "noop": true, "slept_ms": config.sleep_ms, "attempt": task.attempts }),
+        ),
+        file_path: None,
+        file_size: None,
+        metadata: None,
+    }])
 }

@@ -35,7 +35,8 @@ pub struct Deps<'a> {
 
 /// Runs one video task to its outcome.
 pub async fn run(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>) -> Outcome {
-    let scratch = std::env::temp_dir().join(format!("videoclip-{}-{}", task.task_id, task.attempts));
+    let scratch =
+        std::env::temp_dir().join(format!("videoclip-{}-{}", task.task_id, task.attempts));
     let result = run_steps(task, cancel, deps, &scratch).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     match result {
@@ -45,9 +46,10 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>) -> Outcom
         Err(err) if deadline::timed_out(&err).is_some() && !cancel.is_cancelled() => {
             Outcome::Failed { reason: shared::one_line(&err), retryable: true }
         }
-        Err(err) if cancel.is_cancelled() || media::is_cancelled(&err) => {
-            Outcome::Failed { reason: "stopped: task cancelled or lease lost".into(), retryable: false }
-        }
+        Err(err) if cancel.is_cancelled() || media::is_cancelled(&err) => Outcome::Failed {
+            reason: "stopped: task cancelled or lease lost".into(),
+            retryable: false,
+        },
         Err(err) => {
             let retryable = shared::bad_input_reason(&err).is_none();
             Outcome::Failed { reason: shared::one_line(&err), retryable }
@@ -60,7 +62,12 @@ fn bad_media(err: anyhow::Error, name: &str) -> anyhow::Error {
     let media_fault = err.chain().any(|e| {
         matches!(
             e.downcast_ref::<MediaError>(),
-            Some(MediaError::NoAudioStream(_) | MediaError::NoVideoStream(_) | MediaError::ToolFailed { .. } | MediaError::InvalidRequest(_))
+            Some(
+                MediaError::NoAudioStream(_)
+                    | MediaError::NoVideoStream(_)
+                    | MediaError::ToolFailed { .. }
+                    | MediaError::InvalidRequest(_)
+            )
         )
     });
     if media_fault {
@@ -96,13 +103,22 @@ async fn detection_config(task: &ClaimedTask, pool: &Pool) -> anyhow::Result<Det
     Ok(config)
 }
 
-async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch: &Path) -> anyhow::Result<Completion> {
+async fn run_steps(
+    task: &ClaimedTask,
+    cancel: &Cancel,
+    deps: &Deps<'_>,
+    scratch: &Path,
+) -> anyhow::Result<Completion> {
     let progress = deps.progress;
     let mut timings = serde_json::Map::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, timings: &mut serde_json::Map<String, serde_json::Value>| {
-        metrics::histogram!("videoclip_step_seconds", "step" => name).record(clock.elapsed().as_secs_f64());
-        timings.insert(name.to_string(), json!((clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0));
+        metrics::histogram!("videoclip_step_seconds", "step" => name)
+            .record(clock.elapsed().as_secs_f64());
+        timings.insert(
+            name.to_string(),
+            json!((clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0),
+        );
         clock = Instant::now();
     };
 
@@ -123,7 +139,8 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     let limits = deps.limits;
     // The duration probed at enqueue sizes the limits until this run's own
     // probe knows better.
-    let mut media_seconds = video.duration.as_ref().and_then(|d| d.to_string().parse::<f64>().ok()).unwrap_or(0.0);
+    let mut media_seconds =
+        video.duration.as_ref().and_then(|d| d.to_string().parse::<f64>().ok()).unwrap_or(0.0);
     let local = run_step("fetch", limits, media_seconds, cancel, |_| async {
         deps.storage.open_local(&video.file_path, scratch).await.with_context(|| name.clone())
     })
@@ -139,15 +156,17 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     progress.step("probing", 5).await;
     let info = run_step("probe", limits, media_seconds, cancel, |_| async {
         let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
-        shared::probe::check_complete(&source)
-            .await
-            .map_err(|e| BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e))))?;
+        shared::probe::check_complete(&source).await.map_err(|e| {
+            BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e)))
+        })?;
         Ok(info)
     })
     .await?;
     media_seconds = info.duration;
     if !info.has_audio {
-        return Err(BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into());
+        return Err(
+            BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into()
+        );
     }
     let metadata = VideoMetadata {
         duration: Some(decimal(info.duration, 2)),
@@ -155,7 +174,10 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
         height: Some(info.height as i32),
         frame_rate: (info.avg_fps > 0.0 && info.avg_fps < 1000.0).then(|| decimal(info.avg_fps, 2)),
         bitrate: info.bit_rate.map(|b| b as i64),
-        mime_type: Some(if info.container.contains("mp4") { "video/mp4" } else { "video/x-matroska" }.to_string()),
+        mime_type: Some(
+            if info.container.contains("mp4") { "video/mp4" } else { "video/x-matroska" }
+                .to_string(),
+        ),
         status: Some(shared::videos::status::COMPLETED),
         thumbnail_url: None,
     };
@@ -172,10 +194,15 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
 
     // Transcribe.
     progress.step("transcribing", 10).await;
-    let transcriber = deps
-        .transcriber
-        .context("this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)")?;
-    let language = task.config.as_ref().and_then(|c| c.get("language")).and_then(|l| l.as_str()).map(str::to_string);
+    let transcriber = deps.transcriber.context(
+        "this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)",
+    )?;
+    let language = task
+        .config
+        .as_ref()
+        .and_then(|c| c.get("language"))
+        .and_then(|l| l.as_str())
+        .map(str::to_string);
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
@@ -193,7 +220,9 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
     })
     .await?;
     lap("transcribe", &mut timings);
-    if let Some(seconds) = timings.get("transcribe").and_then(|v| v.as_f64()).filter(|_| audio_seconds > 0.0) {
+    if let Some(seconds) =
+        timings.get("transcribe").and_then(|v| v.as_f64()).filter(|_| audio_seconds > 0.0)
+    {
         metrics::histogram!("videoclip_whisper_real_time_factor").record(seconds / audio_seconds);
     }
 
@@ -206,68 +235,116 @@ async fn run_steps(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>, scratch
 
     // Cut and store.
     progress.step("cutting clips", 75).await;
-    tokio::fs::create_dir_all(scratch).await.with_context(|| format!("creating {}", scratch.display()))?;
-    let ext = source.extension().and_then(|e| e.to_str()).filter(|e| ["mp4", "mov", "mkv", "m4v"].contains(e)).unwrap_or("mp4");
+    tokio::fs::create_dir_all(scratch)
+        .await
+        .with_context(|| format!("creating {}", scratch.display()))?;
+    let ext = source
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| ["mp4", "mov", "mkv", "m4v"].contains(e))
+        .unwrap_or("mp4");
     let total = detection.selling_points.len().max(1);
     // Clips are independent: cut them in parallel, one per core (whisper is
     // done by now, so the cores are free). Results keep the clips' order.
     let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
     let (points, info_ref) = (&detection.selling_points, &info);
-    let (cut_clips, video_thumb) = run_step("cut_and_store", limits, media_seconds, cancel, |step| async move {
-        // The video's own still (`videos.thumbnail_url`), from its first second.
-        let still = scratch.join("video.jpg");
-        media::thumbnail(source_path, (info_ref.duration / 2.0).min(1.0), &still, &step).await?;
-        let video_thumb = format!("{}/video.jpg", attempt_prefix(task));
-        deps.storage.put_file(&still, &video_thumb).await?;
-        let mut cut_clips = Vec::with_capacity(points.len());
-        for batch in points.chunks(parallel) {
-            let mut running = Vec::with_capacity(batch.len());
-            for point in batch {
-                running.push(cut_one(task, point, source_path, info_ref, ext, scratch, &step, deps.storage));
+    let (cut_clips, video_thumb) =
+        run_step("cut_and_store", limits, media_seconds, cancel, |step| async move {
+            // The video's own still (`videos.thumbnail_url`), from its first second.
+            let still = scratch.join("video.jpg");
+            media::thumbnail(source_path, (info_ref.duration / 2.0).min(1.0), &still, &step)
+                .await?;
+            let video_thumb = format!("{}/video.jpg", attempt_prefix(task));
+            deps.storage.put_file(&still, &video_thumb).await?;
+            let mut cut_clips = Vec::with_capacity(points.len());
+            for batch in points.chunks(parallel) {
+                let mut running = Vec::with_capacity(batch.len());
+                for point in batch {
+                    running.push(cut_one(
+                        task,
+                        point,
+                        source_path,
+                        info_ref,
+                        ext,
+                        scratch,
+                        &step,
+                        deps.storage,
+                    ));
+                }
+                for cut in futures_util::future::join_all(running).await {
+                    cut_clips.push(cut?);
+                }
+                progress.within(75 + (cut_clips.len() * 20 / total) as i8).await;
             }
-            for cut in futures_util::future::join_all(running).await {
-                cut_clips.push(cut?);
-            }
-            progress.within(75 + (cut_clips.len() * 20 / total) as i8).await;
-        }
-        Ok((cut_clips, video_thumb))
-    })
-    .await?;
+            Ok((cut_clips, video_thumb))
+        })
+        .await?;
     let metadata = VideoMetadata { thumbnail_url: Some(video_thumb), ..metadata };
     let mut segments = Vec::new();
     let mut results = Vec::new();
     for CutClip { point, segment_id, report, clip_key, clip_size, thumb_key } in cut_clips {
-        segments.push(segment_row(task, point, &segment_id, &report, &clip_key, clip_size, &thumb_key));
-        results.push(result_row(task, "segment", json!({
-            "segment_id": segment_id,
-            "selling_point_type": point.kind.as_str(),
-            "start_time": report.start,
-            "end_time": report.end,
-            "requested": { "start": point.start, "end": point.end },
-            "confidence": point.confidence,
-            "title": point.title,
-            "cut_method": format!("{:?}", report.method),
-            "frames": report.frames,
-            "reencoded_frames": report.reencoded_frames,
-            "thumbnail": thumb_key,
-        }), Some(clip_key), Some(clip_size as i64)));
+        segments.push(segment_row(
+            task,
+            point,
+            &segment_id,
+            &report,
+            &clip_key,
+            clip_size,
+            &thumb_key,
+        ));
+        results.push(result_row(
+            task,
+            "segment",
+            json!({
+                "segment_id": segment_id,
+                "selling_point_type": point.kind.as_str(),
+                "start_time": report.start,
+                "end_time": report.end,
+                "requested": { "start": point.start, "end": point.end },
+                "confidence": point.confidence,
+                "title": point.title,
+                "cut_method": format!("{:?}", report.method),
+                "frames": report.frames,
+                "reencoded_frames": report.reencoded_frames,
+                "thumbnail": thumb_key,
+            }),
+            Some(clip_key),
+            Some(clip_size as i64),
+        ));
     }
     lap("cut_and_store", &mut timings);
 
-    results.push(result_row(task, "transcript", json!({
-        "language": transcript.language,
-        "audio_seconds": audio_seconds,
-        "segments": transcript.segments.iter().map(|s| json!({
-            "start": s.start, "end": s.end, "text": detect::to_simplified(&s.text),
-        })).collect::<Vec<_>>(),
-    }), None, None));
-    results.push(result_row(task, "analysis", json!({
-        "sentences": detection.sentences,
-        "selling_points": detection.selling_points,
-        "timings_seconds": timings,
-    }), None, None));
+    results.push(result_row(
+        task,
+        "transcript",
+        json!({
+            "language": transcript.language,
+            "audio_seconds": audio_seconds,
+            "segments": transcript.segments.iter().map(|s| json!({
+                "start": s.start, "end": s.end, "text": detect::to_simplified(&s.text),
+            })).collect::<Vec<_>>(),
+        }),
+        None,
+        None,
+    ));
+    results.push(result_row(
+        task,
+        "analysis",
+        json!({
+            "sentences": detection.sentences,
+            "selling_points": detection.selling_points,
+            "timings_seconds": timings,
+        }),
+        None,
+        None,
+    ));
     progress.step("saving results", 97).await;
-    Ok(Completion { results, segments, video: Some((task.video_id, metadata)), quota_user: Some(task.user_id) })
+    Ok(Completion {
+        results,
+        segments,
+        video: Some((task.video_id, metadata)),
+        quota_user: Some(task.user_id),
+    })
 }
 
 /// One stored clip and its thumbnail.

@@ -44,14 +44,22 @@ impl Transcriber {
         whisper_rs::install_logging_hooks();
         let path_text = path.to_str().context("model path is not UTF-8")?;
         if !path.is_file() {
-            anyhow::bail!("whisper model {} not found (run scripts/fetch-model.sh)", path.display());
+            anyhow::bail!(
+                "whisper model {} not found (run scripts/fetch-model.sh)",
+                path.display()
+            );
         }
-        let context = WhisperContext::new_with_params(path_text, WhisperContextParameters::default())
-            .map_err(|e| anyhow::anyhow!("loading whisper model {}: {e}", path.display()))?;
+        let context =
+            WhisperContext::new_with_params(path_text, WhisperContextParameters::default())
+                .map_err(|e| anyhow::anyhow!("loading whisper model {}: {e}", path.display()))?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let threads = threads.unwrap_or(cores).clamp(1, cores.max(1)).min(8);
         let parallel = (cores / threads).max(1);
-        Ok(Transcriber { context: Arc::new(context), permits: Arc::new(Semaphore::new(parallel)), threads })
+        Ok(Transcriber {
+            context: Arc::new(context),
+            permits: Arc::new(Semaphore::new(parallel)),
+            threads,
+        })
     }
 
     /// Transcribes 16 kHz mono samples. `on_progress` receives whisper's
@@ -64,14 +72,17 @@ impl Transcriber {
         cancel: &Cancel,
         on_progress: impl FnMut(i32) + Send + 'static,
     ) -> anyhow::Result<Transcript> {
-        let _permit = self.permits.clone().acquire_owned().await.context("transcription permits closed")?;
+        let _permit =
+            self.permits.clone().acquire_owned().await.context("transcription permits closed")?;
         let context = self.context.clone();
         let options = options.clone();
         let cancel = cancel.clone();
         let threads = self.threads;
-        tokio::task::spawn_blocking(move || run_whisper(&context, &samples, &options, &cancel, threads, on_progress))
-            .await
-            .context("whisper thread panicked")?
+        tokio::task::spawn_blocking(move || {
+            run_whisper(&context, &samples, &options, &cancel, threads, on_progress)
+        })
+        .await
+        .context("whisper thread panicked")?
     }
 }
 
@@ -121,7 +132,9 @@ fn run_whisper(
 
     let language = match options.language.clone() {
         Some(language) => language,
-        None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en").to_string(),
+        None => {
+            whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("en").to_string()
+        }
     };
     let eot = context.token_eot();
     let mut segments = Vec::new();

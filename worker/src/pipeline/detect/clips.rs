@@ -22,11 +22,8 @@ pub(crate) fn build_clips(
     cfg: &DetectionConfig,
 ) -> Vec<SellingPoint> {
     let last_end = scored.iter().map(|s| s.sentence.end).fold(0.0, f64::max);
-    let media = if media_duration.is_finite() && media_duration > 0.0 {
-        media_duration
-    } else {
-        last_end
-    };
+    let media =
+        if media_duration.is_finite() && media_duration > 0.0 { media_duration } else { last_end };
     let s = |i: usize| &scored[i].sentence;
 
     // 1. merge neighbouring sentences of the same type
@@ -45,9 +42,8 @@ pub(crate) fn build_clips(
     // 2. split overlong groups at sentence boundaries, trim overlong sentences
     let mut clips: Vec<Clip> = Vec::new();
     for (kind, first, last) in groups {
-        let labelled: Vec<usize> = (first..=last)
-            .filter(|&i| scored[i].label == Some(kind))
-            .collect();
+        let labelled: Vec<usize> =
+            (first..=last).filter(|&i| scored[i].label == Some(kind)).collect();
         let mut a = labelled[0];
         let mut b = a;
         for &j in &labelled[1..] {
@@ -141,23 +137,13 @@ fn make_clip(
         end = start + cfg.max_clip_seconds;
         trimmed = true;
     }
-    Clip {
-        kind,
-        first: a,
-        last: b,
-        start,
-        end,
-        trimmed,
-    }
+    Clip { kind, first: a, last: b, start, end, trimmed }
 }
 
 fn finish(c: Clip, scored: &[ScoredSentence], cfg: &DetectionConfig) -> SellingPoint {
     let members = &scored[c.first..=c.last];
-    let labelled: Vec<f64> = members
-        .iter()
-        .filter(|m| m.label == Some(c.kind))
-        .map(|m| m.score(c.kind))
-        .collect();
+    let labelled: Vec<f64> =
+        members.iter().filter(|m| m.label == Some(c.kind)).map(|m| m.score(c.kind)).collect();
     let confidence = if labelled.is_empty() {
         0.0
     } else {

@@ -151,12 +151,7 @@ impl Default for DetectionConfig {
             comma_pause_split_seconds: 0.45,
             min_sentence_units: 4,
             max_sentence_seconds: 12.0,
-            thresholds: TypeValues {
-                hook: 0.45,
-                material: 0.45,
-                effect: 0.45,
-                promotion: 0.45,
-            },
+            thresholds: TypeValues { hook: 0.45, material: 0.45, effect: 0.45, promotion: 0.45 },
             min_margin: 0.0,
             continuation_threshold: 0.25,
             hook_position_bonus: 0.5,
@@ -184,10 +179,7 @@ fn is_open_map(path: &[String]) -> bool {
         [a] => a == "lexicons",
         [a, _lang, kind] => {
             a == "lexicons"
-                && matches!(
-                    kind.as_str(),
-                    "hook" | "material" | "effect" | "promotion" | "neutral"
-                )
+                && matches!(kind.as_str(), "hook" | "material" | "effect" | "promotion" | "neutral")
         }
         _ => false,
     }
@@ -224,11 +216,9 @@ fn merge(base: &mut Value, over: &Value, path: &mut Vec<String>) -> anyhow::Resu
             }
             Ok(())
         }
-        (Value::Object(_), o) => bail!(
-            "config key `{}` must be an object, got {}",
-            dotted(path),
-            json_kind(o)
-        ),
+        (Value::Object(_), o) => {
+            bail!("config key `{}` must be an object, got {}", dotted(path), json_kind(o))
+        }
         (b, o) => {
             *b = o.clone();
             Ok(())
@@ -269,10 +259,7 @@ impl DetectionConfig {
             return Ok(self.clone());
         }
         if !over.is_object() {
-            bail!(
-                "selling_points overrides must be a JSON object, got {}",
-                json_kind(over)
-            );
+            bail!("selling_points overrides must be a JSON object, got {}", json_kind(over));
         }
         let mut base = serde_json::to_value(self).context("serializing detection config")?;
         merge(&mut base, over, &mut Vec::new())?;
@@ -309,10 +296,7 @@ impl DetectionConfig {
         for kind in SellingPointType::ALL {
             let v = self.thresholds.get(kind);
             if !(0.0..=1.0).contains(&v) {
-                bail!(
-                    "selling_points.thresholds.{} must be in [0, 1], got {v}",
-                    kind.as_str()
-                );
+                bail!("selling_points.thresholds.{} must be in [0, 1], got {v}", kind.as_str());
             }
         }
         if self.max_clip_seconds <= 0.0 || self.min_clip_seconds > self.max_clip_seconds {
@@ -335,7 +319,9 @@ impl DetectionConfig {
             ] {
                 for (term, w) in map {
                     if !w.is_finite() {
-                        bail!("selling_points.lexicons.{lang}.{kind}.{term}: weight must be a number");
+                        bail!(
+                            "selling_points.lexicons.{lang}.{kind}.{term}: weight must be a number"
+                        );
                     }
                 }
             }

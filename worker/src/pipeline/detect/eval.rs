@@ -118,9 +118,5 @@ pub fn evaluate_with_iou(
             tp += 1;
         }
     }
-    EvalCounts {
-        tp,
-        fp: predicted.len() - tp,
-        fn_: truth.len() - tp,
-    }
+    EvalCounts { tp, fp: predicted.len() - tp, fn_: truth.len() - tp }
 }

@@ -45,9 +45,9 @@ mod config;
 mod eval;
 mod score;
 mod split;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use serde::{Deserialize, Serialize};
 
@@ -207,11 +207,7 @@ pub struct ScoredSentence {
 impl ScoredSentence {
     /// Returns this sentence's score for `kind` (0 when absent).
     pub fn score(&self, kind: SellingPointType) -> f64 {
-        self.scores
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, s)| *s)
-            .unwrap_or(0.0)
+        self.scores.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).unwrap_or(0.0)
     }
 }
 
@@ -286,19 +282,12 @@ pub fn detect(
                 scores[k.index()].1 = s;
             }
             let label = pick_label(&scores, cfg);
-            ScoredSentence {
-                sentence,
-                scores,
-                label,
-            }
+            ScoredSentence { sentence, scores, label }
         })
         .collect();
     let scored = extend_labels(scored, cfg);
     let selling_points = clips::build_clips(&scored, media_duration, cfg);
-    Detection {
-        sentences: scored,
-        selling_points,
-    }
+    Detection { sentences: scored, selling_points }
 }
 
 /// Gives an unlabelled sentence the label of a directly neighbouring sentence

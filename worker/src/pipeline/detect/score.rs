@@ -46,7 +46,9 @@ impl Term {
                 flush(&mut lit, &mut pieces);
                 pieces.push(Piece::Num);
                 i += 1;
-            } else if c == '…' || (c == '.' && norm.get(i + 1) == Some(&'.') && norm.get(i + 2) == Some(&'.')) {
+            } else if c == '…'
+                || (c == '.' && norm.get(i + 1) == Some(&'.') && norm.get(i + 2) == Some(&'.'))
+            {
                 // a gap swallows the spaces around it
                 while lit.last() == Some(&' ') {
                     lit.pop();
@@ -75,12 +77,7 @@ impl Term {
                 Some(Piece::Lit(l)) => l.last().is_some_and(|c| is_latin_alnum(*c)),
                 _ => false,
             };
-        Some(Term {
-            pieces,
-            weight,
-            bound_start,
-            bound_end,
-        })
+        Some(Term { pieces, weight, bound_start, bound_end })
     }
 
     fn matches(&self, text: &[char], gap_max: usize) -> bool {
@@ -105,9 +102,9 @@ impl Term {
                     && text[p..p + l.len()] == l[..]
                     && self.match_at(text, k + 1, p + l.len(), gap_max)
             }
-            Piece::Num => number_ends(text, p)
-                .into_iter()
-                .any(|e| self.match_at(text, k + 1, e, gap_max)),
+            Piece::Num => {
+                number_ends(text, p).into_iter().any(|e| self.match_at(text, k + 1, e, gap_max))
+            }
             Piece::Gap => (0..=gap_max)
                 .take_while(|g| p + g <= text.len())
                 .any(|g| self.match_at(text, k + 1, p + g, gap_max)),
@@ -199,11 +196,7 @@ impl LexiconScorer {
         };
         let mut raw = [0.0f64; 4];
         for (i, terms) in lex.types.iter().enumerate() {
-            raw[i] = terms
-                .iter()
-                .filter(|t| t.matches(&text, lex.gap_max))
-                .map(|t| t.weight)
-                .sum();
+            raw[i] = terms.iter().filter(|t| t.matches(&text, lex.gap_max)).map(|t| t.weight).sum();
         }
         let hook = SellingPointType::Hook.index();
         if text.contains(&'?') {
@@ -212,20 +205,16 @@ impl LexiconScorer {
         if text.contains(&'!') {
             raw[hook] += self.exclamation_weight;
         }
-        let early = position < self.hook_early_sentences
-            && sentence.start < self.hook_window_seconds;
+        let early =
+            position < self.hook_early_sentences && sentence.start < self.hook_window_seconds;
         if early {
             let frac = 1.0 - position as f64 / self.hook_early_sentences as f64;
             raw[hook] += self.hook_position_bonus * frac;
         } else {
             raw[hook] *= self.hook_late_factor;
         }
-        let neutral: f64 = lex
-            .neutral
-            .iter()
-            .filter(|t| t.matches(&text, lex.gap_max))
-            .map(|t| t.weight)
-            .sum();
+        let neutral: f64 =
+            lex.neutral.iter().filter(|t| t.matches(&text, lex.gap_max)).map(|t| t.weight).sum();
         for r in raw.iter_mut() {
             *r = (*r - neutral).max(0.0);
         }
@@ -242,10 +231,7 @@ impl Scorer for LexiconScorer {
         language: &str,
     ) -> Vec<(SellingPointType, f64)> {
         let raw = self.raw(sentence, position, language);
-        SellingPointType::ALL
-            .iter()
-            .map(|k| (*k, 1.0 - (-raw[k.index()]).exp()))
-            .collect()
+        SellingPointType::ALL.iter().map(|k| (*k, 1.0 - (-raw[k.index()]).exp())).collect()
     }
 }
 

@@ -1,8 +1,6 @@
 //! Cutting whisper segments into timed sentences.
 
-use super::text::{
-    clean_display, content_units, is_cjk, is_closer, is_comma, is_terminal,
-};
+use super::text::{clean_display, content_units, is_cjk, is_closer, is_comma, is_terminal};
 use super::{DetectionConfig, Sentence, Transcript, TranscriptSegment};
 
 /// A cleaned token: text with times, and whether it carries words (not only
@@ -100,21 +98,13 @@ fn segment_units(seg: &TranscriptSegment) -> Vec<Unit> {
         .collect();
     repair_lossy(&mut toks, &seg.text);
     toks.retain(|t| !t.0.is_empty());
-    let timed = toks
-        .iter()
-        .filter(|t| t.1.is_finite() && t.2.is_finite())
-        .count();
+    let timed = toks.iter().filter(|t| t.1.is_finite() && t.2.is_finite()).count();
     let all_zero = toks.iter().all(|t| t.1 == 0.0 && t.2 == 0.0) && seg.end > 0.0;
     if toks.is_empty() || timed < toks.len() || all_zero {
         toks = interpolate(seg);
     }
-    let seg_terminal = seg
-        .text
-        .trim_end()
-        .trim_end_matches(is_closer)
-        .chars()
-        .last()
-        .is_some_and(is_terminal);
+    let seg_terminal =
+        seg.text.trim_end().trim_end_matches(is_closer).chars().last().is_some_and(is_terminal);
     let n = toks.len();
     toks.into_iter()
         .enumerate()
@@ -152,7 +142,8 @@ fn interpolate(seg: &TranscriptSegment) -> Vec<(String, f64, f64)> {
     if !cur.trim().is_empty() {
         pieces.push(cur);
     }
-    let weight = |p: &String| if has_word(p) { p.trim().chars().count().max(1) as f64 } else { 0.0 };
+    let weight =
+        |p: &String| if has_word(p) { p.trim().chars().count().max(1) as f64 } else { 0.0 };
     let total: f64 = pieces.iter().map(weight).sum();
     let dur = (seg.end - seg.start).max(0.0);
     let mut t = seg.start;

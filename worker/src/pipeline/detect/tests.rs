@@ -11,12 +11,7 @@ use super::*;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/transcripts");
 
 fn tok(start: f64, end: f64, text: &str) -> Token {
-    Token {
-        start,
-        end,
-        text: text.to_string(),
-        probability: 0.9,
-    }
+    Token { start, end, text: text.to_string(), probability: 0.9 }
 }
 
 fn seg(tokens: Vec<Token>) -> TranscriptSegment {
@@ -42,10 +37,7 @@ fn chars_tokens(t0: f64, step: f64, text: &str) -> Vec<Token> {
 }
 
 fn transcript(lang: &str, segments: Vec<TranscriptSegment>) -> Transcript {
-    Transcript {
-        language: lang.to_string(),
-        segments,
-    }
+    Transcript { language: lang.to_string(), segments }
 }
 
 #[test]
@@ -139,10 +131,7 @@ fn segment_boundaries_split_and_overlong_sentences_are_cut() {
     // 20 s of speech without punctuation, largest pause in the middle
     let mut tokens = chars_tokens(0.0, 0.5, "一二三四五六七八九十一二三四五六七八");
     tokens.extend(chars_tokens(9.5, 0.5, "甲乙丙丁戊己庚辛壬癸甲乙丙丁戊己庚辛壬癸"));
-    let cfg2 = DetectionConfig {
-        pause_split_seconds: 5.0,
-        ..DetectionConfig::default()
-    };
+    let cfg2 = DetectionConfig { pause_split_seconds: 5.0, ..DetectionConfig::default() };
     let s = split_sentences(&transcript("zh", vec![seg(tokens)]), &cfg2);
     assert_eq!(s.len(), 2, "{s:?}");
     assert!((s[1].start - 9.5).abs() < 1e-9);
@@ -205,11 +194,8 @@ fn lexicon_scorer_labels_typical_sentences() {
     let cfg = DetectionConfig::default();
     let scorer = LexiconScorer::new(&cfg);
     let label = |text: &str, pos: usize, lang: &str| {
-        let s = Sentence {
-            start: pos as f64 * 5.0,
-            end: pos as f64 * 5.0 + 3.0,
-            text: text.into(),
-        };
+        let s =
+            Sentence { start: pos as f64 * 5.0, end: pos as f64 * 5.0 + 3.0, text: text.into() };
         let mut v = scorer.score(&s, pos, 10, lang);
         v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
         (v[0].1 >= cfg.thresholds.get(v[0].0)).then_some(v[0].0)
@@ -229,7 +215,13 @@ fn lexicon_scorer_labels_typical_sentences() {
     assert_eq!(label("限时秒杀，只要九十九元", 6, "auto"), Some(Promotion));
 }
 
-fn scored(start: f64, end: f64, text: &str, label: Option<SellingPointType>, s: f64) -> ScoredSentence {
+fn scored(
+    start: f64,
+    end: f64,
+    text: &str,
+    label: Option<SellingPointType>,
+    s: f64,
+) -> ScoredSentence {
     let mut scores = SellingPointType::ALL.map(|k| (k, 0.0));
     if let Some(k) = label {
         for x in scores.iter_mut() {
@@ -238,15 +230,7 @@ fn scored(start: f64, end: f64, text: &str, label: Option<SellingPointType>, s: 
             }
         }
     }
-    ScoredSentence {
-        sentence: Sentence {
-            start,
-            end,
-            text: text.into(),
-        },
-        scores,
-        label,
-    }
+    ScoredSentence { sentence: Sentence { start, end, text: text.into() }, scores, label }
 }
 
 #[test]
@@ -303,7 +287,7 @@ fn clips_respect_max_and_min_durations() {
     let c = build_clips(&[scored(2.0, 50.0, "long", Some(Effect), 0.6)], 60.0, &cfg);
     assert_eq!(c.len(), 1);
     assert!((c[0].end - c[0].start - 30.4).abs() < 1e-6, "{c:?}"); // 0.4 s lead-in pad
-    // too short: extended symmetrically into free time
+                                                                   // too short: extended symmetrically into free time
     let sents = vec![
         scored(0.0, 2.0, "x", None, 0.0),
         scored(5.0, 5.4, "short", Some(Hook), 0.7),
@@ -313,10 +297,8 @@ fn clips_respect_max_and_min_durations() {
     assert_eq!(c.len(), 1);
     assert!((c[0].end - c[0].start - 1.5).abs() < 1e-6, "{c:?}");
     // ... or dropped by policy
-    let drop = DetectionConfig {
-        short_clip_policy: ShortClipPolicy::Drop,
-        ..DetectionConfig::default()
-    };
+    let drop =
+        DetectionConfig { short_clip_policy: ShortClipPolicy::Drop, ..DetectionConfig::default() };
     assert!(build_clips(&sents, 10.0, &drop).is_empty());
     // ... or dropped when there is no room
     let c = build_clips(&[scored(0.0, 0.3, "short", Some(Hook), 0.7)], 0.5, &cfg);
@@ -372,13 +354,9 @@ fn overrides_merge_deeply_and_reject_unknown_keys() {
         .with_overrides(&json!({"selling_points": {"thresholds": {"hooks": 0.5}}}))
         .unwrap_err();
     assert!(format!("{err:#}").contains("selling_points.thresholds.hooks"), "{err:#}");
-    let err = base
-        .with_overrides(&json!({"lexicons": {"zh": {"promo": {"x": 1.0}}}}))
-        .unwrap_err();
+    let err = base.with_overrides(&json!({"lexicons": {"zh": {"promo": {"x": 1.0}}}})).unwrap_err();
     assert!(format!("{err:#}").contains("lexicons.zh.promo"), "{err:#}");
-    let err = base
-        .with_overrides(&json!({"lexicons": {"fr": {"promo": {"x": 1.0}}}}))
-        .unwrap_err();
+    let err = base.with_overrides(&json!({"lexicons": {"fr": {"promo": {"x": 1.0}}}})).unwrap_err();
     assert!(format!("{err:#}").contains("promo"), "{err:#}");
     // wrong types and bad values
     assert!(base.with_overrides(&json!({"min_clip_seconds": "long"})).is_err());
@@ -489,9 +467,8 @@ fn fixture_results() -> Vec<(String, bool, EvalCounts)> {
             .iter()
             .filter_map(|(k, s, e, _)| SellingPointType::parse(k).map(|k| (k, *s, *e)))
             .collect();
-        let media = f
-            .media_duration
-            .unwrap_or_else(|| f.labels.iter().map(|l| l.2).fold(0.0, f64::max));
+        let media =
+            f.media_duration.unwrap_or_else(|| f.labels.iter().map(|l| l.2).fold(0.0, f64::max));
         let d = detect(&f.transcript, media, &cfg, &scorer);
         let c = evaluate(&d.selling_points, &truth);
         // DETECT_VERBOSE=train shows details of tuning fixtures, =all of every fixture

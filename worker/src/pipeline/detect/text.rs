@@ -87,10 +87,7 @@ pub(crate) fn is_comma(c: char) -> bool {
 
 /// Closing quotes / brackets that may follow sentence punctuation.
 pub(crate) fn is_closer(c: char) -> bool {
-    matches!(
-        c,
-        '"' | '\'' | '”' | '’' | '」' | '』' | ')' | '）' | ']' | '】' | '》'
-    )
+    matches!(c, '"' | '\'' | '”' | '’' | '」' | '』' | ')' | '）' | ']' | '】' | '》')
 }
 
 pub(crate) fn is_latin_alnum(c: char) -> bool {
@@ -184,17 +181,72 @@ pub(crate) fn normalize_for_match(text: &str) -> Vec<char> {
 pub(crate) fn is_cn_numeral(c: char) -> bool {
     matches!(
         c,
-        '零' | '〇' | '一' | '二' | '两' | '三' | '四' | '五' | '六' | '七' | '八' | '九' | '十'
-            | '百' | '千' | '万' | '亿' | '壹' | '贰' | '叁' | '肆' | '伍' | '陆' | '柒' | '捌'
-            | '玖' | '拾' | '佰' | '仟'
+        '零' | '〇'
+            | '一'
+            | '二'
+            | '两'
+            | '三'
+            | '四'
+            | '五'
+            | '六'
+            | '七'
+            | '八'
+            | '九'
+            | '十'
+            | '百'
+            | '千'
+            | '万'
+            | '亿'
+            | '壹'
+            | '贰'
+            | '叁'
+            | '肆'
+            | '伍'
+            | '陆'
+            | '柒'
+            | '捌'
+            | '玖'
+            | '拾'
+            | '佰'
+            | '仟'
     )
 }
 
 const NUMBER_WORDS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen", "twenty", "thirty", "forty", "fourty", "fifty", "sixty", "seventy", "eighty",
-    "ninety", "hundred", "thousand", "million", "half", "a",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fourty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "half",
+    "a",
 ];
 
 /// Possible end positions of a number starting at `p` in `text`, longest
@@ -213,10 +265,8 @@ pub(crate) fn number_ends(text: &[char], p: usize) -> Vec<usize> {
         }
         let mut e = p;
         while e < n {
-            let inner_sep = matches!(text[e], '.' | ',')
-                && e > p
-                && e + 1 < n
-                && text[e + 1].is_ascii_digit();
+            let inner_sep =
+                matches!(text[e], '.' | ',') && e > p && e + 1 < n && text[e + 1].is_ascii_digit();
             if !(text[e].is_ascii_digit() || inner_sep) {
                 break;
             }
@@ -226,7 +276,10 @@ pub(crate) fn number_ends(text: &[char], p: usize) -> Vec<usize> {
     }
     if is_cn_numeral(c) {
         let mut e = p;
-        while e < n && (is_cn_numeral(text[e]) || (text[e] == '点' && e > p && e + 1 < n && is_cn_numeral(text[e + 1]))) {
+        while e < n
+            && (is_cn_numeral(text[e])
+                || (text[e] == '点' && e > p && e + 1 < n && is_cn_numeral(text[e + 1])))
+        {
             e += 1;
         }
         return (p + 1..=e).rev().collect();

@@ -57,8 +57,5 @@ pub async fn extract_audio(input: &Path, cancel: &Cancel) -> anyhow::Result<Vec<
     let bytes = ffmpeg(a, cancel, true, |_| {})
         .await
         .with_context(|| format!("extracting audio from {}", input.display()))?;
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }

@@ -109,25 +109,39 @@ pub(crate) async fn cut_clip_with(
     let abs_end = probe.start_time + req.end;
     let to_eof = abs_end + 2.0 >= probe.start_time + probe.duration;
     let lo = (abs_start - 1.0).max(probe.start_time);
-    let interval = if to_eof { format!("{}%", secs(lo)) } else { format!("{}%{}", secs(lo), secs(abs_end + 2.0)) };
+    let interval = if to_eof {
+        format!("{}%", secs(lo))
+    } else {
+        format!("{}%{}", secs(lo), secs(abs_end + 2.0))
+    };
     let scan = scan_packets(input, Some(&interval)).await?;
     cancel.check()?;
     // The scan stops at the first packet at or after `abs_end + 2`; if it ended
     // well before that, the stream ended.
     let last_pts = scan.packets.iter().map(|p| p.pts).max().unwrap_or(0);
     let eof = to_eof || scan.abs(last_pts) < abs_end + 1.0;
-    let clip = snap(&scan, abs_start, abs_end, eof)
-        .ok_or_else(|| MediaError::InvalidRequest(format!("no video frames in {}..{}", req.start, req.end)))?;
+    let clip = snap(&scan, abs_start, abs_end, eof).ok_or_else(|| {
+        MediaError::InvalidRequest(format!("no video frames in {}..{}", req.start, req.end))
+    })?;
     progress.set(0.02);
 
     // 2. Plan and try a smart cut.
-    let plan = if force_full { Err("full re-encode requested".to_string()) } else { plan_smart(&scan, probe, &clip) };
+    let plan = if force_full {
+        Err("full re-encode requested".to_string())
+    } else {
+        plan_smart(&scan, probe, &clip)
+    };
     let fallback_reason = match plan {
         Ok(plan) => {
             let (head, tail) = (plan.head_frames, plan.tail.map_or(0, |t| t.1));
-            match smart_cut(input, output, probe, &scan, &clip, &plan, cancel, &mut progress).await {
+            match smart_cut(input, output, probe, &scan, &clip, &plan, cancel, &mut progress).await
+            {
                 Ok(file_size) => {
-                    let method = if head == 0 && tail == 0 { CutMethod::StreamCopy } else { CutMethod::SmartCut };
+                    let method = if head == 0 && tail == 0 {
+                        CutMethod::StreamCopy
+                    } else {
+                        CutMethod::SmartCut
+                    };
                     progress.set(1.0);
                     return Ok(clip.report(&scan, method, file_size, head + tail, None, t0));
                 }
@@ -145,9 +159,11 @@ pub(crate) async fn cut_clip_with(
     };
 
     // 3. Full re-encode.
-    let (file_size, frames, duration) = full_reencode(input, output, probe, &scan, &clip, cancel, &mut progress).await?;
+    let (file_size, frames, duration) =
+        full_reencode(input, output, probe, &scan, &clip, cancel, &mut progress).await?;
     progress.set(1.0);
-    let mut report = clip.report(&scan, CutMethod::FullReencode, file_size, frames, Some(fallback_reason), t0);
+    let mut report =
+        clip.report(&scan, CutMethod::FullReencode, file_size, frames, Some(fallback_reason), t0);
     (report.frames, report.duration) = (frames, duration);
     Ok(report)
 }
@@ -218,7 +234,10 @@ fn snap(scan: &PacketScan, abs_start: f64, abs_end: f64, eof: bool) -> Option<Cl
     let f = scan.frames_sorted();
     let ft = scan.frame_ticks().unwrap_or(1);
     let (ts, te) = (scan.to_ticks(abs_start), scan.to_ticks(abs_end));
-    let nearest = |range: std::ops::Range<usize>, bounds: &dyn Fn(usize) -> i64, target: i64, later_on_tie: bool| {
+    let nearest = |range: std::ops::Range<usize>,
+                   bounds: &dyn Fn(usize) -> i64,
+                   target: i64,
+                   later_on_tie: bool| {
         range.min_by_key(|&i| {
             let d = (bounds(i) - target).abs();
             (d, if later_on_tie { usize::MAX - i } else { i })
@@ -228,11 +247,7 @@ fn snap(scan: &PacketScan, abs_start: f64, abs_end: f64, eof: bool) -> Option<Cl
     let last_bound = if eof { f.len() } else { f.len() - 1 };
     let bound = |i: usize| if i < f.len() { f[i] } else { f[f.len() - 1] + ft };
     let e = nearest(s + 1..last_bound + 1, &bound, te, true)?;
-    Some(Clip {
-        start: f[s],
-        end: bound(e),
-        frames: f[s..e].to_vec(),
-    })
+    Some(Clip { start: f[s], end: bound(e), frames: f[s..e].to_vec() })
 }
 
 /// A smart-cut plan: which frames are re-encoded and which packets copied.
@@ -249,7 +264,10 @@ struct Plan {
 
 fn plan_smart(scan: &PacketScan, probe: &SourceInfo, clip: &Clip) -> Result<Plan, String> {
     if probe.video_codec != "h264" {
-        return Err(format!("codec {} is re-encoded (smart cut supports H.264)", probe.video_codec));
+        return Err(format!(
+            "codec {} is re-encoded (smart cut supports H.264)",
+            probe.video_codec
+        ));
     }
     if probe.is_vfr {
         return Err("variable frame rate".into());
@@ -303,12 +321,7 @@ fn plan_smart(scan: &PacketScan, probe: &SourceInfo, clip: &Clip) -> Result<Plan
         return Err("packets around the cut are not in a copyable order".into());
     }
 
-    Ok(Plan {
-        head_frames,
-        k1,
-        mid_packets: mid.len() as u64,
-        tail,
-    })
+    Ok(Plan { head_frames, k1, mid_packets: mid.len() as u64, tail })
 }
 
 /// Runs the smart-cut plan; returns the output size. Any error (other than
@@ -363,8 +376,16 @@ async fn smart_cut<F: FnMut(f64)>(
         a.extend(args!["-map", format!("{i}:v:0"), "-an", "-sn", "-dn"]);
         match (frames, &encode) {
             (Some(n), Some((params, _))) => a.extend(args![
-                "-frames:v", n.to_string(), "-c:v", "libx264", "-x264-params", params,
-                "-pix_fmt", &probe.pix_fmt, "-fps_mode", "passthrough",
+                "-frames:v",
+                n.to_string(),
+                "-c:v",
+                "libx264",
+                "-x264-params",
+                params,
+                "-pix_fmt",
+                &probe.pix_fmt,
+                "-fps_mode",
+                "passthrough",
             ]),
             _ => a.extend(args!["-c:v", "copy", "-frames:v", plan.mid_packets.to_string()]),
         }
@@ -374,20 +395,27 @@ async fn smart_cut<F: FnMut(f64)>(
         a.push(work.path().join(name).into());
     }
     let longest = pieces.iter().map(|(_, f, t, _)| dur(*f, *t)).fold(0.0, f64::max);
-    ffmpeg(a, cancel, false, |t| progress.stage(0.02, 0.6, t, longest)).await.context("making pieces")?;
+    ffmpeg(a, cancel, false, |t| progress.stage(0.02, 0.6, t, longest))
+        .await
+        .context("making pieces")?;
 
     if let Some((_, src_sets)) = &encode {
         for (name, _, _, frames) in &pieces {
             if frames.is_some() {
                 let mp4 = tokio::fs::read(work.path().join(name)).await.context("reading piece")?;
-                let sets = h264::avcc_parameter_sets(&mp4).context("re-encoded piece has no avcC")?;
+                let sets =
+                    h264::avcc_parameter_sets(&mp4).context("re-encoded piece has no avcC")?;
                 anyhow::ensure!(&sets == src_sets, "re-encoded SPS/PPS differ from the source's");
             }
         }
     }
 
     let list: String = std::iter::once("ffconcat version 1.0\n".to_string())
-        .chain(pieces.iter().map(|(n, f, t, _)| format!("file '{n}'\nduration {}\n", secs(dur(*f, *t)))))
+        .chain(
+            pieces
+                .iter()
+                .map(|(n, f, t, _)| format!("file '{n}'\nduration {}\n", secs(dur(*f, *t)))),
+        )
         .collect();
     let list_path = work.path().join("list.ffconcat");
     tokio::fs::write(&list_path, list).await.context("writing concat list")?;
@@ -398,7 +426,14 @@ async fn smart_cut<F: FnMut(f64)>(
     let mut a = args!["-f", "concat", "-safe", "0", "-i", &list_path];
     if probe.has_audio {
         a.extend(args![
-            "-seek_timestamp", "1", "-ss", us_str(scan.abs_us(clip.start)), "-t", secs(total), "-i", input,
+            "-seek_timestamp",
+            "1",
+            "-ss",
+            us_str(scan.abs_us(clip.start)),
+            "-t",
+            secs(total),
+            "-i",
+            input,
         ]);
     }
     a.extend(args!["-map", "0:v:0", "-c:v", "copy"]);
@@ -408,9 +443,13 @@ async fn smart_cut<F: FnMut(f64)>(
     }
     a.extend(container_args(output, timescale.as_deref()));
     a.push(tmp.path().into());
-    ffmpeg(a, cancel, false, |t| progress.stage(0.6, 0.85, t, total)).await.context("joining pieces")?;
+    ffmpeg(a, cancel, false, |t| progress.stage(0.6, 0.85, t, total))
+        .await
+        .context("joining pieces")?;
 
-    verify(input, tmp.path(), probe, scan, clip, plan, cancel).await.context("verifying smart cut")?;
+    verify(input, tmp.path(), probe, scan, clip, plan, cancel)
+        .await
+        .context("verifying smart cut")?;
     progress.set(0.98);
     drop(work);
     finish(tmp, output).await
@@ -500,7 +539,9 @@ async fn probe_clip(path: &Path) -> anyhow::Result<ClipProbe> {
     let mut pkts: Vec<(String, i64, i64, bool)> = Vec::new(); // stream, pts, duration, key
     for line in out.lines() {
         let kv = |name: &str| {
-            line.split(',').skip(1).find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            line.split(',')
+                .skip(1)
+                .find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
         };
         if line.starts_with("stream,") {
             let tb = kv("time_base")
@@ -515,7 +556,9 @@ async fn probe_clip(path: &Path) -> anyhow::Result<ClipProbe> {
                 duration: kv("duration").and_then(|v| v.parse().ok()),
             });
         } else if line.starts_with("packet,") {
-            if let (Some(i), Some(pts)) = (kv("stream_index"), kv("pts").and_then(|v| v.parse().ok())) {
+            if let (Some(i), Some(pts)) =
+                (kv("stream_index"), kv("pts").and_then(|v| v.parse().ok()))
+            {
                 let dur = kv("duration").and_then(|v| v.parse().ok()).unwrap_or(0);
                 pkts.push((i.to_string(), pts, dur, kv("flags").is_some_and(|f| f.contains('K'))));
             }
@@ -562,8 +605,18 @@ async fn full_reencode<F: FnMut(f64)>(
     let tmp = TempPath::new(temp_sibling(output, "part"));
     let total = clip.duration(scan);
     let mut a = args![
-        "-seek_timestamp", "1", "-ss", us_str(scan.abs_us(clip.start)), "-t", secs(total), "-i", input,
-        "-map", "0:v:0", "-sn", "-dn",
+        "-seek_timestamp",
+        "1",
+        "-ss",
+        us_str(scan.abs_us(clip.start)),
+        "-t",
+        secs(total),
+        "-i",
+        input,
+        "-map",
+        "0:v:0",
+        "-sn",
+        "-dn",
     ];
     a.extend(video_encoder_args(probe, output));
     a.extend(args!["-fps_mode", "passthrough", "-enc_time_base", "-1"]);
@@ -587,7 +640,9 @@ async fn full_reencode<F: FnMut(f64)>(
         (Some(&a), Some(&b), Some(ft)) => got.video.abs(b + ft) - got.video.abs(a),
         _ => 0.0,
     };
-    if frames.len() != clip.frames.len() || (duration - total).abs() > scan.abs(scan.frame_ticks().unwrap_or(1)) {
+    if frames.len() != clip.frames.len()
+        || (duration - total).abs() > scan.abs(scan.frame_ticks().unwrap_or(1))
+    {
         tracing::warn!(
             input = %input.display(),
             frames = frames.len(),
@@ -638,13 +693,45 @@ fn container_args(output: &Path, timescale: Option<&str>) -> Vec<OsString> {
 /// otherwise H.264.
 fn video_encoder_args(probe: &SourceInfo, output: &Path) -> Vec<OsString> {
     let webm = ext_of(output) == "webm";
-    let pix = |ok: &[&str]| if ok.contains(&probe.pix_fmt.as_str()) { probe.pix_fmt.clone() } else { "yuv420p".into() };
+    let pix = |ok: &[&str]| {
+        if ok.contains(&probe.pix_fmt.as_str()) {
+            probe.pix_fmt.clone()
+        } else {
+            "yuv420p".into()
+        }
+    };
     const X26X: [&str; 7] =
         ["yuv420p", "yuvj420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"];
     if webm {
-        args!["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-crf", "32", "-b:v", "0", "-pix_fmt", "yuv420p"]
+        args![
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-row-mt",
+            "1",
+            "-crf",
+            "32",
+            "-b:v",
+            "0",
+            "-pix_fmt",
+            "yuv420p"
+        ]
     } else if probe.video_codec == "hevc" {
-        let mut a = args!["-c:v", "libx265", "-preset", "veryfast", "-crf", "22", "-pix_fmt", pix(&X26X), "-x265-params", "log-level=error"];
+        let mut a = args![
+            "-c:v",
+            "libx265",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "22",
+            "-pix_fmt",
+            pix(&X26X),
+            "-x265-params",
+            "log-level=error"
+        ];
         if is_mp4_like(output) {
             a.extend(args!["-tag:v", "hvc1"]);
         }
@@ -682,8 +769,19 @@ fn us_str(us: i64) -> String {
 /// from the container inserted (`h264_mp4toannexb`).
 async fn access_unit(path: &Path, cancel: &Cancel) -> anyhow::Result<Vec<u8>> {
     let a = args![
-        "-i", path, "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-frames:v", "1",
-        "-f", "h264", "pipe:1",
+        "-i",
+        path,
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-bsf:v",
+        "h264_mp4toannexb",
+        "-frames:v",
+        "1",
+        "-f",
+        "h264",
+        "pipe:1",
     ];
     ffmpeg(a, cancel, true, |_| {}).await.context("reading an access unit")
 }
@@ -695,7 +793,10 @@ pub(crate) const GRAY_H: usize = 36;
 /// Decodes one frame per `(path, time, absolute)` (accurate seek; with
 /// `absolute`, on the stream's own timeline) in a single ffmpeg run and
 /// returns each as a 64x36 8-bit gray picture, for comparing pictures.
-pub(crate) async fn gray_frames(seeks: &[(&Path, String, bool)], cancel: &Cancel) -> anyhow::Result<Vec<Vec<u8>>> {
+pub(crate) async fn gray_frames(
+    seeks: &[(&Path, String, bool)],
+    cancel: &Cancel,
+) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut a = Vec::new();
     let mut graph = String::new();
     for (i, (path, at, absolute)) in seeks.iter().enumerate() {
@@ -714,14 +815,29 @@ pub(crate) async fn gray_frames(seeks: &[(&Path, String, bool)], cancel: &Cancel
         graph.push_str(&(0..n).map(|i| format!("[g{i}]")).collect::<String>());
         graph.push_str(&format!("vstack=inputs={n}[out]"));
     }
-    a.extend(args!["-filter_complex", graph, "-map", "[out]", "-frames:v", "1", "-f", "rawvideo", "pipe:1"]);
+    a.extend(args![
+        "-filter_complex",
+        graph,
+        "-map",
+        "[out]",
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "pipe:1"
+    ]);
     let px = ffmpeg(a, cancel, true, |_| {}).await.context("decoding frames")?;
-    anyhow::ensure!(px.len() == n * GRAY_W * GRAY_H, "could not decode {n} frames ({} bytes)", px.len());
+    anyhow::ensure!(
+        px.len() == n * GRAY_W * GRAY_H,
+        "could not decode {n} frames ({} bytes)",
+        px.len()
+    );
     Ok(px.chunks(GRAY_W * GRAY_H).map(<[u8]>::to_vec).collect())
 }
 
 /// Mean absolute difference of two equally sized 8-bit pictures.
 pub(crate) fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     let n = a.len().min(b.len()).max(1);
-    a.iter().zip(b).map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs() as f64).sum::<f64>() / n as f64
+    a.iter().zip(b).map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs() as f64).sum::<f64>()
+        / n as f64
 }

@@ -82,11 +82,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// the source's level (ffprobe `level`), `yuv444` whether the source is 4:4:4.
 /// Returns `None` for settings that cannot be replayed (custom quant matrices,
 /// AVC-Intra, ...).
-pub(crate) fn x264_params_from_sei(options: &str, level_idc: Option<i64>, yuv444: bool) -> Option<String> {
-    let kv: Vec<(&str, &str)> = options
-        .split_whitespace()
-        .filter_map(|t| t.split_once('='))
-        .collect();
+pub(crate) fn x264_params_from_sei(
+    options: &str,
+    level_idc: Option<i64>,
+    yuv444: bool,
+) -> Option<String> {
+    let kv: Vec<(&str, &str)> =
+        options.split_whitespace().filter_map(|t| t.split_once('=')).collect();
     let get = |k: &str| kv.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
     let num = |k: &str| get(k).and_then(|v| v.parse::<f64>().ok());
 
@@ -96,9 +98,11 @@ pub(crate) fn x264_params_from_sei(options: &str, level_idc: Option<i64>, yuv444
     const DIRECT: [&str; 4] = ["none", "spatial", "temporal", "auto"];
     for &(k, v) in &kv {
         match k {
-            "cabac" | "ref" | "me" | "subme" | "psy" | "trellis" | "8x8dct" | "nr" | "bframes" | "weightb"
-            | "weightp" | "keyint" | "scenecut" | "mbtree" | "qcomp" | "qpmin" | "qpmax" | "qpstep"
-            | "ratetol" | "cplxblur" | "qblur" | "stitchable" | "filler" => push(k, v),
+            "cabac" | "ref" | "me" | "subme" | "psy" | "trellis" | "8x8dct" | "nr" | "bframes"
+            | "weightb" | "weightp" | "keyint" | "scenecut" | "mbtree" | "qcomp" | "qpmin"
+            | "qpmax" | "qpstep" | "ratetol" | "cplxblur" | "qblur" | "stitchable" | "filler" => {
+                push(k, v)
+            }
             "mixed_ref" => push("mixed-refs", v),
             "me_range" => push("merange", v),
             "chroma_me" => push("chroma-me", v),
@@ -220,7 +224,14 @@ mod unit {
                    intra_refresh=0 rc_lookahead=40 rc=crf mbtree=1 crf=23.0 qcomp=0.60 qpmin=0 qpmax=69 \
                    qpstep=4 ip_ratio=1.40 aq=1:1.00";
         let p = x264_params_from_sei(sei, Some(30), false).unwrap();
-        for want in ["deblock=0,0", "chroma-qp-offset=0", "direct=spatial", "crf=23.0", "level=30", "psy-rd=1.00,0.00"] {
+        for want in [
+            "deblock=0,0",
+            "chroma-qp-offset=0",
+            "direct=spatial",
+            "crf=23.0",
+            "level=30",
+            "psy-rd=1.00,0.00",
+        ] {
             assert!(p.split(':').any(|kv| kv == want), "{want} missing in {p}");
         }
         assert!(x264_params_from_sei(&sei.replace("cqm=0", "cqm=2"), None, false).is_none());

@@ -108,6 +108,5 @@ pub enum MediaError {
 
 /// True if `err` (anywhere in its chain) is [`MediaError::Cancelled`].
 pub fn is_cancelled(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| matches!(e.downcast_ref::<MediaError>(), Some(MediaError::Cancelled)))
+    err.chain().any(|e| matches!(e.downcast_ref::<MediaError>(), Some(MediaError::Cancelled)))
 }

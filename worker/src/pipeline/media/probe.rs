@@ -87,7 +87,11 @@ impl SourceInfo {
     /// falling back to the base rate, then 1/30).
     pub fn frame_duration(&self) -> f64 {
         let fps = if self.avg_fps > 0.0 { self.avg_fps } else { self.r_fps };
-        if fps > 0.0 { 1.0 / fps } else { 1.0 / 30.0 }
+        if fps > 0.0 {
+            1.0 / fps
+        } else {
+            1.0 / 30.0
+        }
     }
 }
 
@@ -108,7 +112,9 @@ pub async fn source_info(input: &Path) -> anyhow::Result<SourceInfo> {
     let streams = json["streams"].as_array().cloned().unwrap_or_default();
     let video = streams
         .iter()
-        .find(|s| s["codec_type"] == "video" && s["disposition"]["attached_pic"].as_i64() != Some(1))
+        .find(|s| {
+            s["codec_type"] == "video" && s["disposition"]["attached_pic"].as_i64() != Some(1)
+        })
         .ok_or_else(|| MediaError::NoVideoStream(input.to_path_buf()))?;
     let audio = streams.iter().find(|s| s["codec_type"] == "audio");
 
@@ -123,9 +129,7 @@ pub async fn source_info(input: &Path) -> anyhow::Result<SourceInfo> {
 
     let mut info = SourceInfo {
         container: str_of(&format["format_name"]).unwrap_or_default(),
-        duration: num_of(&format["duration"])
-            .or_else(|| num_of(&video["duration"]))
-            .unwrap_or(0.0),
+        duration: num_of(&format["duration"]).or_else(|| num_of(&video["duration"])).unwrap_or(0.0),
         start_time: num_of(&format["start_time"]).unwrap_or(0.0),
         size_bytes,
         bit_rate: num_of(&format["bit_rate"]).map(|v| v as u64),
@@ -287,10 +291,7 @@ impl PacketScan {
     /// before it (leading pictures referencing the previous GOP).
     pub fn open_gop_at(&self, i: usize) -> bool {
         let k = self.packets[i].pts;
-        self.packets[i + 1..]
-            .iter()
-            .take_while(|p| !p.key)
-            .any(|p| p.pts < k)
+        self.packets[i + 1..].iter().take_while(|p| !p.key).any(|p| p.pts < k)
     }
     pub fn open_gop_at_any(&self) -> bool {
         (0..self.packets.len()).any(|i| self.packets[i].key && self.open_gop_at(i))
@@ -299,7 +300,10 @@ impl PacketScan {
 
 /// Scans the first video stream's packets (demux only). `interval` is an
 /// ffprobe `-read_intervals` spec in absolute seconds (e.g. `"12.5%20"`).
-pub(crate) async fn scan_packets(input: &Path, interval: Option<&str>) -> anyhow::Result<PacketScan> {
+pub(crate) async fn scan_packets(
+    input: &Path,
+    interval: Option<&str>,
+) -> anyhow::Result<PacketScan> {
     let mut args: Vec<std::ffi::OsString> = vec![
         "-select_streams".into(),
         "v:0".into(),
@@ -313,21 +317,17 @@ pub(crate) async fn scan_packets(input: &Path, interval: Option<&str>) -> anyhow
         args.push(iv.into());
     }
     args.push(input.as_os_str().to_owned());
-    let out = ffprobe(args).await.with_context(|| format!("scanning packets of {}", input.display()))?;
+    let out =
+        ffprobe(args).await.with_context(|| format!("scanning packets of {}", input.display()))?;
 
-    let mut scan = PacketScan {
-        tb_num: 0,
-        tb_den: 0,
-        start_us: 0,
-        packets: Vec::new(),
-    };
+    let mut scan = PacketScan { tb_num: 0, tb_den: 0, start_us: 0, packets: Vec::new() };
     for line in out.lines() {
         let mut fields = line.split(',');
         let section = fields.next().unwrap_or("");
         let kv = |name: &str| -> Option<String> {
-            line.split(',')
-                .skip(1)
-                .find_map(|f| f.strip_prefix(name).and_then(|r| r.strip_prefix('=')).map(str::to_string))
+            line.split(',').skip(1).find_map(|f| {
+                f.strip_prefix(name).and_then(|r| r.strip_prefix('=')).map(str::to_string)
+            })
         };
         match section {
             "packet" => {

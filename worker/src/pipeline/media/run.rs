@@ -57,9 +57,7 @@ pub(crate) async fn ffmpeg<F: FnMut(f64)>(
     let mut cmd = FfmpegCommand::new();
     cmd.hide_banner().arg("-nostdin").arg("-y").args(&args);
     tracing::debug!(args = ?cmd.get_args().collect::<Vec<_>>(), "ffmpeg");
-    let child = cmd
-        .spawn()
-        .context("cannot start ffmpeg (is it installed and on PATH?)")?;
+    let child = cmd.spawn().context("cannot start ffmpeg (is it installed and on PATH?)")?;
     let mut guard = KillOnDrop(Some(child));
     let child = guard.0.as_mut().expect("child present");
 

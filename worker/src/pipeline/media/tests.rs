@@ -51,7 +51,11 @@ fn out_dir(test: &str) -> OutDir {
 
 fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -75,15 +79,38 @@ fn source(name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
-fn coded_source(name: &str, size: &str, rate: &str, secs: &str, gop: &str, extra: &[&str]) -> PathBuf {
+fn coded_source(
+    name: &str,
+    size: &str,
+    rate: &str,
+    secs: &str,
+    gop: &str,
+    extra: &[&str],
+) -> PathBuf {
     let width = size.split('x').next().unwrap();
     let graph = format!(
         "testsrc2=size={size}:rate={rate}[bg];{}[bar];[bg][bar]overlay=0:0[v]",
         CODED_BARS.replace("WIDTH", width).replace("RATE", rate)
     );
     let mut a: Vec<String> = [
-        "-filter_complex", &graph, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-g", gop, "-c:a", "aac", "-t", secs,
+        "-filter_complex",
+        &graph,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-map",
+        "[v]",
+        "-map",
+        "0:a",
+        "-c:v",
+        "libx264",
+        "-g",
+        gop,
+        "-c:a",
+        "aac",
+        "-t",
+        secs,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -98,8 +125,22 @@ fn plain25() -> PathBuf {
     source(
         "plain25.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=44100", "-c:v", "libx264", "-g", "50", "-c:a", "aac", "-t", "12",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-t",
+            "12",
         ],
     )
 }
@@ -111,7 +152,14 @@ fn coded25() -> PathBuf {
 
 /// Same without B-frames (so the end can be copied without a re-encoded tail).
 fn coded25_nob() -> PathBuf {
-    coded_source("coded25-nob.mp4", "640x360", "25", "12", "50", &["-bf", "0", "-preset", "veryfast"])
+    coded_source(
+        "coded25-nob.mp4",
+        "640x360",
+        "25",
+        "12",
+        "50",
+        &["-bf", "0", "-preset", "veryfast"],
+    )
 }
 
 /// NTSC rate 30000/1001, 2 s GOP, 10 s.
@@ -129,16 +177,35 @@ fn vfr() -> PathBuf {
     source(
         "vfr.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=44100", "-t", "8", "-vf",
-            "select='if(lt(n\\,100)\\,not(mod(n\\,2))\\,1)'", "-fps_mode", "passthrough", "-c:v", "libx264",
-            "-g", "50", "-c:a", "aac",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "8",
+            "-vf",
+            "select='if(lt(n\\,100)\\,not(mod(n\\,2))\\,1)'",
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
         ],
     )
 }
 
 fn no_audio() -> PathBuf {
-    source("noaudio.mp4", &["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "3", "-c:v", "libx264"])
+    source(
+        "noaudio.mp4",
+        &["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "3", "-c:v", "libx264"],
+    )
 }
 
 /// 30 s of 1080p MPEG-4 Part 2: cheap to make, slow to cut (full re-encode to H.264).
@@ -146,8 +213,22 @@ fn long1080() -> PathBuf {
     source(
         "long1080.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=44100", "-t", "30", "-c:v", "mpeg4", "-q:v", "10", "-c:a", "aac",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "30",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "10",
+            "-c:a",
+            "aac",
         ],
     )
 }
@@ -158,8 +239,19 @@ fn gray_at(path: &Path, t: f64) -> Vec<u8> {
     let px = run(
         "ffmpeg",
         &[
-            "-v", "error", "-i", path.to_str().unwrap(), "-ss", &format!("{t:.6}"), "-frames:v", "1", "-vf",
-            &format!("scale={GRAY_W}:{GRAY_H}:flags=area,format=gray"), "-f", "rawvideo", "-",
+            "-v",
+            "error",
+            "-i",
+            path.to_str().unwrap(),
+            "-ss",
+            &format!("{t:.6}"),
+            "-frames:v",
+            "1",
+            "-vf",
+            &format!("scale={GRAY_W}:{GRAY_H}:flags=area,format=gray"),
+            "-f",
+            "rawvideo",
+            "-",
         ],
     );
     assert_eq!(px.len(), GRAY_W * GRAY_H, "no frame at {t} in {}", path.display());
@@ -175,8 +267,14 @@ fn streams(path: &Path) -> Vec<(String, f64, u64)> {
     let out = run(
         "ffprobe",
         &[
-            "-v", "error", "-count_packets", "-show_entries", "stream=codec_type,duration,nb_read_packets", "-of",
-            "json", path.to_str().unwrap(),
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=codec_type,duration,nb_read_packets",
+            "-of",
+            "json",
+            path.to_str().unwrap(),
         ],
     );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -219,7 +317,11 @@ fn check_clip(src: &Path, clip: &Path, req: &CutRequest, report: &CutReport, fps
     let first = gray_at(clip, 0.0);
     let same = mad(&first, &gray_at(src, report.start - frame / 10.0));
     let next = mad(&first, &gray_at(src, report.start + frame * 0.9));
-    let prev = if report.start >= frame { mad(&first, &gray_at(src, report.start - frame * 1.1)) } else { f64::MAX };
+    let prev = if report.start >= frame {
+        mad(&first, &gray_at(src, report.start - frame * 1.1))
+    } else {
+        f64::MAX
+    };
     eprintln!("  first frame MAD: same {same:.2}, next {next:.2}, previous {prev:.2}");
     assert!(same < SAME_FRAME, "first frame differs from source at {}", report.start);
     assert!(next > SAME_FRAME && prev > SAME_FRAME, "check cannot tell neighbouring frames apart");
@@ -233,15 +335,30 @@ fn check_clip(src: &Path, clip: &Path, req: &CutRequest, report: &CutReport, fps
     assert!(other > SAME_FRAME);
 }
 
-async fn cut(src: &Path, dir: &Path, name: &str, start: f64, end: f64, force_full: bool) -> (PathBuf, CutRequest, CutReport) {
+async fn cut(
+    src: &Path,
+    dir: &Path,
+    name: &str,
+    start: f64,
+    end: f64,
+    force_full: bool,
+) -> (PathBuf, CutRequest, CutReport) {
     let info = source_info(src).await.unwrap();
     let out = dir.join(name);
     let req = CutRequest { start, end };
     let mut last = 0.0;
-    let report = cut_clip_with(src, &out, &req, &info, &Cancel::new(), |p| {
-        assert!(p >= last && p <= 1.0, "progress went from {last} to {p}");
-        last = p;
-    }, force_full)
+    let report = cut_clip_with(
+        src,
+        &out,
+        &req,
+        &info,
+        &Cancel::new(),
+        |p| {
+            assert!(p >= last && p <= 1.0, "progress went from {last} to {p}");
+            last = p;
+        },
+        force_full,
+    )
     .await
     .unwrap();
     assert_eq!(last, 1.0);
@@ -412,10 +529,20 @@ async fn bad_requests_are_rejected() {
     let info = source_info(&src).await.unwrap();
     let dir = out_dir("bad");
     for (s, e) in [(5.0, 5.0), (-1.0, 2.0), (f64::NAN, 2.0), (20.0, 25.0)] {
-        let err = cut_clip(&src, &dir.join("x.mp4"), &CutRequest { start: s, end: e }, &info, &Cancel::new(), |_| {})
-            .await
-            .unwrap_err();
-        assert!(matches!(err.downcast_ref::<MediaError>(), Some(MediaError::InvalidRequest(_))), "{err:#}");
+        let err = cut_clip(
+            &src,
+            &dir.join("x.mp4"),
+            &CutRequest { start: s, end: e },
+            &info,
+            &Cancel::new(),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err.downcast_ref::<MediaError>(), Some(MediaError::InvalidRequest(_))),
+            "{err:#}"
+        );
     }
     // An end past the video is clamped to its end.
     let (_, _, r) = cut(&src, &dir, "tail.mp4", 10.0, 30.0, false).await;
@@ -438,7 +565,10 @@ async fn cancel_kills_a_long_reencode_and_removes_output() {
         Instant::now()
     });
     let mut progress = 0.0;
-    let res = cut_clip(&src, &out, &CutRequest { start: 0.0, end: 30.0 }, &info, &cancel, |p| progress = p).await;
+    let res = cut_clip(&src, &out, &CutRequest { start: 0.0, end: 30.0 }, &info, &cancel, |p| {
+        progress = p
+    })
+    .await;
     let returned = Instant::now();
     let cancelled_at = canceller.await.unwrap();
     let err = res.expect_err("cut should be cancelled");
@@ -452,9 +582,16 @@ async fn cancel_kills_a_long_reencode_and_removes_output() {
 
     // A deadline works the same way.
     let t = Instant::now();
-    let err = cut_clip(&src, &out, &CutRequest { start: 0.0, end: 30.0 }, &info, &Cancel::with_timeout(Duration::from_millis(800)), |_| {})
-        .await
-        .unwrap_err();
+    let err = cut_clip(
+        &src,
+        &out,
+        &CutRequest { start: 0.0, end: 30.0 },
+        &info,
+        &Cancel::with_timeout(Duration::from_millis(800)),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
     assert!(is_cancelled(&err));
     assert!(t.elapsed() < Duration::from_millis(1800), "{:?}", t.elapsed());
     assert_clean(&dir);
@@ -463,12 +600,22 @@ async fn cancel_kills_a_long_reencode_and_removes_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thumbnails_are_small_jpegs() {
     let dir = out_dir("thumb");
-    for (src, at, w) in [(coded25(), 5.0, 640), (long1080(), 3.0, 640), (vfr(), 2.0, 320), (coded25(), 99.0, 640)] {
+    for (src, at, w) in
+        [(coded25(), 5.0, 640), (long1080(), 3.0, 640), (vfr(), 2.0, 320), (coded25(), 99.0, 640)]
+    {
         let out = dir.join("t.jpg");
         thumbnail(&src, at, &out, &Cancel::new()).await.unwrap();
         let info = run(
             "ffprobe",
-            &["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", out.to_str().unwrap()],
+            &[
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+                out.to_str().unwrap(),
+            ],
         );
         let info = String::from_utf8(info).unwrap();
         let f: Vec<&str> = info.trim().split(',').collect();
@@ -495,7 +642,10 @@ async fn extract_audio_returns_16k_mono() {
     assert!(rms > 0.01 && samples.iter().all(|s| s.abs() <= 1.0), "rms {rms}");
 
     let err = extract_audio(&no_audio(), &Cancel::new()).await.unwrap_err();
-    assert!(matches!(err.downcast_ref::<MediaError>(), Some(MediaError::NoAudioStream(_))), "{err:#}");
+    assert!(
+        matches!(err.downcast_ref::<MediaError>(), Some(MediaError::NoAudioStream(_))),
+        "{err:#}"
+    );
     assert!(err.to_string().contains("no audio stream"));
 
     let c = Cancel::new();
@@ -521,23 +671,35 @@ async fn fixtures_cut_labelled_sentences() {
     let out = out_dir("fixtures");
     for name in ["zh-airfryer", "en-desk-lamp"] {
         let video = dir.join(format!("{name}.mp4"));
-        let labels: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.labels.json"))).unwrap()).unwrap();
+        let labels: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("{name}.labels.json"))).unwrap(),
+        )
+        .unwrap();
         let info = source_info(&video).await.unwrap();
         let samples = extract_audio(&video, &Cancel::new()).await.unwrap();
         let want = info.duration * AUDIO_SAMPLE_RATE as f64;
-        assert!((samples.len() as f64 - want).abs() < 0.01 * want, "{name}: {} samples", samples.len());
+        assert!(
+            (samples.len() as f64 - want).abs() < 0.01 * want,
+            "{name}: {} samples",
+            samples.len()
+        );
         let s = &labels["sentences"][1];
-        let req = CutRequest { start: s["start"].as_f64().unwrap(), end: s["end"].as_f64().unwrap() };
+        let req =
+            CutRequest { start: s["start"].as_f64().unwrap(), end: s["end"].as_f64().unwrap() };
         let clip = out.join(format!("{name}.mp4"));
         let r = cut_clip(&video, &clip, &req, &info, &Cancel::new(), |_| {}).await.unwrap();
-        eprintln!("  {name} sentence 1 {:?}: {:?} {:.3}s in {:.2}s", s["type"], r.method, r.duration, r.elapsed);
+        eprintln!(
+            "  {name} sentence 1 {:?}: {:?} {:.3}s in {:.2}s",
+            s["type"], r.method, r.duration, r.elapsed
+        );
         assert_ne!(r.method, CutMethod::FullReencode, "{:?}", r.fallback_reason);
         assert!((r.duration - (req.end - req.start)).abs() <= 0.04 + 1e-6);
     }
     // The silent fixture has an audio track, all zeros.
     let samples = extract_audio(&dir.join("silent.mp4"), &Cancel::new()).await.unwrap();
-    assert!(samples.len() > 5 * AUDIO_SAMPLE_RATE as usize && samples.iter().all(|s| s.abs() < 1e-3));
+    assert!(
+        samples.len() > 5 * AUDIO_SAMPLE_RATE as usize && samples.iter().all(|s| s.abs() < 1e-3)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,16 +738,44 @@ async fn hevc_source_is_reencoded_as_hevc() {
     let src = source(
         "hevc.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=44100", "-t", "4", "-c:v", "libx265", "-x265-params", "log-level=error",
-            "-tag:v", "hvc1", "-c:a", "aac",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "4",
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-c:a",
+            "aac",
         ],
     );
     let dir = out_dir("hevc");
     let (out, _req, r) = cut(&src, &dir, "clip.mp4", 1.0, 3.0, false).await;
     assert_eq!(r.method, CutMethod::FullReencode);
     assert_eq!(r.frames, 50);
-    let codec = run("ffprobe", &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,codec_tag_string", "-of", "csv=p=0", out.to_str().unwrap()]);
+    let codec = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,codec_tag_string",
+            "-of",
+            "csv=p=0",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(String::from_utf8(codec).unwrap().trim(), "hevc,hvc1");
     let d = mad(&gray_at(&out, 0.0), &gray_at(&src, 0.996));
     assert!(d < SAME_FRAME, "first frame MAD {d}");

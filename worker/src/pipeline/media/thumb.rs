@@ -15,7 +15,12 @@ pub const THUMBNAIL_MAX_WIDTH: u32 = 640;
 /// `output_jpeg`, scaled down to at most [`THUMBNAIL_MAX_WIDTH`] pixels wide.
 /// A time past the end yields the last frame. The file appears atomically
 /// (written to a temporary sibling, then renamed).
-pub async fn thumbnail(input: &Path, at: f64, output_jpeg: &Path, cancel: &Cancel) -> anyhow::Result<()> {
+pub async fn thumbnail(
+    input: &Path,
+    at: f64,
+    output_jpeg: &Path,
+    cancel: &Cancel,
+) -> anyhow::Result<()> {
     if !at.is_finite() || at < 0.0 {
         return Err(MediaError::InvalidRequest(format!("thumbnail time {at}")).into());
     }
@@ -32,7 +37,17 @@ pub async fn thumbnail(input: &Path, at: f64, output_jpeg: &Path, cancel: &Cance
             a.extend(args!["-frames:v", "1"]);
         }
         a.extend(args![
-            "-vf", &filter, "-c:v", "mjpeg", "-q:v", "3", "-f", "image2", "-update", "1", tmp.path(),
+            "-vf",
+            &filter,
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "3",
+            "-f",
+            "image2",
+            "-update",
+            "1",
+            tmp.path(),
         ]);
         a
     };
