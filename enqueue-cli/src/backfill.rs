@@ -154,7 +154,12 @@ async fn cache_pending(queue: Option<&Queue>, tasks: &[NewTask]) {
     let Some(queue) = queue else { return };
     let statuses: Vec<(String, CachedStatus)> = tasks
         .iter()
-        .map(|t| (t.task_id.clone(), CachedStatus::now(TaskStatus::Pending, 0, Some("pending"))))
+        .map(|t| {
+            (
+                t.task_id.clone(),
+                CachedStatus::now(TaskStatus::Pending, 0, Some(shared::models::step::PENDING)),
+            )
+        })
         .collect();
     if let Err(e) = queue.set_statuses(&statuses).await {
         tracing::warn!(

@@ -151,7 +151,16 @@ async fn cache_pending(settings: &Settings, task_ids: &[String]) {
         for chunk in task_ids.chunks(10_000) {
             let statuses: Vec<(String, CachedStatus)> = chunk
                 .iter()
-                .map(|id| (id.clone(), CachedStatus::now(TaskStatus::Pending, 0, Some("pending"))))
+                .map(|id| {
+                    (
+                        id.clone(),
+                        CachedStatus::now(
+                            TaskStatus::Pending,
+                            0,
+                            Some(shared::models::step::PENDING),
+                        ),
+                    )
+                })
                 .collect();
             queue.set_statuses(&statuses).await?;
         }

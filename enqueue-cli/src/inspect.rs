@@ -7,7 +7,7 @@ use serde_json::json;
 use shared::config::Settings;
 use shared::db::Pool;
 use shared::models::{TaskStatus, TaskSummary};
-use shared::queue::{CachedStatus, Queue, HIGH_PRIORITY_QUEUE, NORMAL_QUEUE};
+use shared::queue::{CachedStatus, Queue, HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -153,7 +153,7 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         by_status.insert(status.name().to_string(), json!(n));
     }
     let value = json!({
-        "queues": { HIGH_PRIORITY_QUEUE: high, NORMAL_QUEUE: normal },
+        "queues": { HIGH_PRIORITY_QUEUE: high, VIDEO_PROCESSING_QUEUE: normal },
         "redis_holds_queues": epoch,
         "tasks": by_status,
         "oldest_wait_seconds": oldest_wait,
@@ -161,7 +161,8 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         "running_per_worker": running.iter().map(|(w, n)| (w.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
     });
     out.emit(&value, || {
-        let mut text = format!("{HIGH_PRIORITY_QUEUE:<24} {high}\n{NORMAL_QUEUE:<24} {normal}\n");
+        let mut text =
+            format!("{HIGH_PRIORITY_QUEUE:<24} {high}\n{VIDEO_PROCESSING_QUEUE:<24} {normal}\n");
         for (name, n) in &by_status {
             text.push_str(&format!("tasks {name:<18} {n}\n"));
         }

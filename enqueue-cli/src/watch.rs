@@ -23,7 +23,6 @@
 //! watch was interrupted (Ctrl-C; the tasks keep running).
 
 use crate::Output;
-use anyhow::Context;
 use clap::Args;
 use fred::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -35,7 +34,6 @@ use shared::queue::{status_key, CachedStatus, Queue};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
 
 /// The database is read at least this often, whatever the cache says.
 const DB_EVERY: Duration = Duration::from_secs(2);
@@ -69,7 +67,9 @@ pub enum Mode {
 
 /// `enqueue watch`.
 pub async fn watch(settings: &Settings, out: &Output, args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let signals = Signals::listen()?;
+    // Listened to from the start, so neither signal kills the process
+    // with its default action (exit 130 is not in the contract).
+    let (signals, _trigger) = shared::shutdown::Shutdown::on_signals();
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let mode = if out.json || !std::io::stderr().is_terminal() { Mode::Json } else { Mode::Bars };
     let ids = dedup(&args.task_ids);
@@ -89,7 +89,9 @@ pub async fn follow(
     mode: Mode,
     interval: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let signals = Signals::listen()?;
+    // Listened to from the start, so neither signal kills the process
+    // with its default action (exit 130 is not in the contract).
+    let (signals, _trigger) = shared::shutdown::Shutdown::on_signals();
     let ids = dedup(task_ids);
     let tasks = load_known(pool, &ids).await?;
     let queue = match redis_url {
@@ -136,29 +138,6 @@ async fn connect_cache(url: &str) -> Option<Queue> {
                 "task:status cache unavailable (Redis did not answer), following the database only"
             );
             None
-        }
-    }
-}
-
-/// SIGINT and SIGTERM, listened to from the start so that neither kills
-/// the process with the default action (exit 130 is not in the contract).
-struct Signals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn listen() -> anyhow::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
-            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
         }
     }
 }
@@ -261,7 +240,7 @@ impl Watcher {
         }
     }
 
-    async fn run(mut self, mut signals: Signals) -> anyhow::Result<ExitCode> {
+    async fn run(mut self, mut signals: shared::shutdown::Shutdown) -> anyhow::Result<ExitCode> {
         // The rows just loaded are the first look.
         for i in 0..self.tasks.len() {
             self.apply_db(i);
@@ -272,14 +251,14 @@ impl Watcher {
             }
             let interrupted = tokio::select! {
                 _ = tokio::time::sleep(self.interval) => false,
-                _ = signals.recv() => true,
+                _ = signals.wait() => true,
             };
             if interrupted {
                 break Stop::Interrupted;
             }
             let interrupted = tokio::select! {
                 _ = self.tick() => false,
-                _ = signals.recv() => true,
+                _ = signals.wait() => true,
             };
             if interrupted {
                 break Stop::Interrupted;

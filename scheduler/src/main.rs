@@ -6,6 +6,7 @@
 //! never push the same row in the same tick, and a duplicate push (which
 //! can happen across ticks after a crash) is dropped by the workers' claim.
 
+mod fill;
 mod tick;
 
 use clap::Parser;

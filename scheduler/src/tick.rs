@@ -171,7 +171,7 @@ async fn tick(
     let (high, normal, epoch) = queue.lengths_and_epoch().await?;
     metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::HIGH_PRIORITY_QUEUE)
         .set(high as f64);
-    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::NORMAL_QUEUE)
+    metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::VIDEO_PROCESSING_QUEUE)
         .set(normal as f64);
     if !epoch {
         let reset = tasks::forget_queued(&mut conn).await?;
@@ -221,7 +221,7 @@ async fn tick(
             above_priority: 0,
         },
     ] {
-        let aged = tasks::queue_due_tasks(
+        let aged = crate::fill::queue_due_tasks(
             &mut conn,
             selection,
             BATCH,
@@ -246,7 +246,7 @@ async fn tick(
     let room = target.saturating_sub(depth) as usize;
     if room > 0 {
         let limit = room.min(BATCH);
-        let pushed = tasks::queue_due_tasks(
+        let pushed = crate::fill::queue_due_tasks(
             &mut conn,
             DueSelection::ByPriority,
             limit,

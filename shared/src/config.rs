@@ -6,7 +6,6 @@
 //! which never shows a password.
 
 use clap::Args;
-use std::time::Duration;
 
 /// Connection settings shared by the scheduler, the worker and the CLI.
 #[derive(Args, Debug, Clone)]
@@ -81,14 +80,6 @@ pub struct QueueSettings {
     /// whatever its priority (aging), seconds
     #[arg(long, env = "MAX_WAIT_SECONDS", default_value_t = 300)]
     pub max_wait_seconds: u32,
-}
-
-impl QueueSettings {
-    /// Interval between heartbeats: a third of the lease, so two can be
-    /// missed before the lease expires.
-    pub fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(u64::from(self.lease_seconds) * 1000 / 3)
-    }
 }
 
 /// Loads `.env` from the working directory into the environment if present.

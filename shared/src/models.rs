@@ -6,6 +6,27 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// `processing_tasks.current_step` values the queue itself writes (the
+/// video pipeline adds its own step names while it runs: "transcribing",
+/// "cutting clips", ...). One name per state change, so scripts and the
+/// dashboard can rely on them.
+pub mod step {
+    /// Created, not yet claimed (or made pending again by `enqueue retry`).
+    pub const PENDING: &str = "pending";
+    /// Claimed by a worker, before the job reports its first step.
+    pub const STARTED: &str = "started";
+    /// Failed transiently; pending again after its backoff.
+    pub const WAITING_TO_RETRY: &str = "waiting to retry";
+    /// Given back by a worker shutting down; pending again at once.
+    pub const HANDED_BACK: &str = "handed back";
+    /// Its worker stopped renewing the lease; pending again (the reaper).
+    pub const LEASE_EXPIRED: &str = "lease expired";
+    /// Final states.
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
 /// `processing_tasks.status`, as docs/CONTRACT.md fixes the codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -33,7 +33,7 @@ use std::time::Duration;
 /// List of tasks with priority up to the high-priority threshold.
 pub const HIGH_PRIORITY_QUEUE: &str = "queue:high_priority";
 /// List of every other task.
-pub const NORMAL_QUEUE: &str = "queue:video_processing";
+pub const VIDEO_PROCESSING_QUEUE: &str = "queue:video_processing";
 /// Present while Redis holds the queues the scheduler built.
 pub const EPOCH_KEY: &str = "queue:epoch";
 /// Sorted set of live workers: member = worker id, score = Unix time of its
@@ -54,7 +54,7 @@ pub fn queue_for_priority(priority: i8, high_priority_threshold: i8) -> &'static
     if priority <= high_priority_threshold {
         HIGH_PRIORITY_QUEUE
     } else {
-        NORMAL_QUEUE
+        VIDEO_PROCESSING_QUEUE
     }
 }
 
@@ -190,7 +190,7 @@ impl Queue {
             }
         }
         if !normal.is_empty() {
-            let _: () = pipeline.rpush(NORMAL_QUEUE, normal).await?;
+            let _: () = pipeline.rpush(VIDEO_PROCESSING_QUEUE, normal).await?;
         }
         let _: Vec<Value> = pipeline.all().await.context("pushing task ids to Redis")?;
         Ok(())
@@ -201,7 +201,7 @@ impl Queue {
     pub async fn lengths_and_epoch(&self) -> anyhow::Result<(u64, u64, bool)> {
         let pipeline = self.client.pipeline();
         let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
-        let _: () = pipeline.llen(NORMAL_QUEUE).await?;
+        let _: () = pipeline.llen(VIDEO_PROCESSING_QUEUE).await?;
         let _: () = pipeline.exists(EPOCH_KEY).await?;
         let (high, normal, epoch): (u64, u64, u64) =
             pipeline.all().await.context("reading queue lengths")?;
@@ -306,7 +306,7 @@ impl Popper {
             .client
             .blmpop(
                 timeout.as_secs_f64(),
-                vec![HIGH_PRIORITY_QUEUE, NORMAL_QUEUE],
+                vec![HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE],
                 LMoveDirection::Left,
                 Some(max as i64),
             )

@@ -30,22 +30,26 @@ impl Shutdown {
         (Shutdown { receiver }, ShutdownTrigger { sender: std::sync::Arc::new(sender) })
     }
 
-    /// A flag that triggers itself on SIGTERM or Ctrl-C (SIGINT).
+    /// A flag that triggers itself on SIGTERM or Ctrl-C (SIGINT). Both
+    /// handlers are installed before this returns, so from then on neither
+    /// signal kills the process with its default action. Must be called
+    /// inside the tokio runtime.
     pub fn on_signals() -> (Shutdown, ShutdownTrigger) {
+        use tokio::signal::unix::{signal, SignalKind};
         let (shutdown, trigger) = Shutdown::new();
         let on_signal = trigger.clone();
+        let streams = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        let (mut term, mut interrupt) = match streams {
+            (Ok(term), Ok(interrupt)) => (term, interrupt),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("cannot listen for SIGTERM/SIGINT: {e}");
+                return (shutdown, trigger);
+            }
+        };
         tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(e) => {
-                        tracing::error!("cannot listen for SIGTERM: {e}");
-                        return;
-                    }
-                };
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+                _ = interrupt.recv() => tracing::info!("Ctrl-C: shutting down"),
             }
             on_signal.trigger();
         });

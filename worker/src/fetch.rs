@@ -16,6 +16,7 @@ use apalis::prelude::*;
 use futures_util::stream::BoxStream;
 use futures_util::{sink, stream, SinkExt, StreamExt};
 use shared::db::Pool;
+use shared::error::DatabaseFault;
 use shared::models::TaskStatus;
 use shared::queue::{CachedStatus, Popper, Queue};
 use shared::tasks::ClaimedTask;
@@ -113,7 +114,14 @@ impl FetchState {
         let statuses: Vec<(String, CachedStatus)> = claimed
             .iter()
             .map(|t| {
-                (t.task_id.clone(), CachedStatus::now(TaskStatus::Processing, 0, Some("started")))
+                (
+                    t.task_id.clone(),
+                    CachedStatus::now(
+                        TaskStatus::Processing,
+                        0,
+                        Some(shared::models::step::STARTED),
+                    ),
+                )
             })
             .collect();
         if let Err(e) = self.queue.set_statuses(&statuses).await {
@@ -124,7 +132,7 @@ impl FetchState {
 
     /// Claims `ids` for `owner`, retrying transient database errors (a
     /// deadlock with a scheduler's queueing transaction, a dropped
-    /// connection) a few times. Retrying is safe: the claim UPDATE matches
+    /// connection: [`DatabaseFault`]) a few times, and nothing else. Retrying is safe: the claim UPDATE matches
     /// only pending rows, and the read-back finds every row `owner` won.
     async fn claim(&self, ids: &[String], owner: &str) -> anyhow::Result<Vec<ClaimedTask>> {
         let mut attempt = 0;
@@ -136,7 +144,11 @@ impl FetchState {
             .await;
             match result {
                 Ok(claimed) => return Ok(claimed),
-                Err(e) if attempt < 4 => {
+                // Only what running again can cure: a deadlock victim or a
+                // lost connection. A bad row fails at once, with its chain.
+                Err(e)
+                    if attempt < 4 && shared::error::database_fault(&e) != DatabaseFault::Other =>
+                {
                     attempt += 1;
                     tracing::debug!(attempt, "claim failed, retrying: {}", shared::one_line(&e));
                     tokio::time::sleep(Duration::from_millis(20 * attempt)).await;

@@ -84,9 +84,11 @@ async fn commit_loop(
                         let progress = if *status == TaskStatus::Completed { 100 } else { 0 };
                         CachedStatus::now(*status, progress, Some(status.name()))
                     }
-                    Finished::Requeued => {
-                        CachedStatus::now(TaskStatus::Pending, 0, Some("waiting to retry"))
-                    }
+                    Finished::Requeued => CachedStatus::now(
+                        TaskStatus::Pending,
+                        0,
+                        Some(shared::models::step::WAITING_TO_RETRY),
+                    ),
                     Finished::LeaseLost => return None,
                 };
                 Some((request.task_id.clone(), cached))

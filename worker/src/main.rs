@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use worker::fetch::{self, FetchState};
 use worker::finisher::Finisher;
 use worker::held::HeldTasks;
@@ -142,9 +143,15 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
     let Some(held) = state.held.get(&task.task_id) else {
         return Ok(());
     };
+    // Everything the run logs carries the task's id, type and attempt.
     let span = tracing::info_span!("task", task_id = %task.task_id, task_type = %task.task_type, attempt = task.attempts);
-    let _enter = span.enter();
-    drop(_enter);
+    run_and_finish(task, held, &state).instrument(span).await;
+    Ok(())
+}
+
+/// Runs a held task, commits its outcome, discards an attempt that did not
+/// complete, and forgets the lease.
+async fn run_and_finish(task: ClaimedTask, held: worker::held::Held, state: &WorkerState) {
     let started = std::time::Instant::now();
     let outcome = jobs::run(&task, &held.cancel, &state.services).await;
     metrics::histogram!("videoclip_task_seconds", "task_type" => task.task_type.clone())
@@ -173,7 +180,6 @@ async fn handle(task: ClaimedTask, state: Data<Arc<WorkerState>>) -> Result<(), 
         }
     }
     state.held.remove(&task.task_id);
-    Ok(())
 }
 
 /// apalis acknowledgement: a run that panicked (caught by `catch_panic`)

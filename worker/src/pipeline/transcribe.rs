@@ -37,7 +37,7 @@ pub struct Transcriber {
 
 impl Transcriber {
     /// Loads the ggml model at `path`. Threads per transcription (`threads`,
-    /// default: the cores, at most 4) and how many transcriptions run at once
+    /// default: the cores, at most 8) and how many transcriptions run at once
     /// are chosen so their product does not exceed the cores.
     pub fn load(path: &Path, threads: Option<usize>) -> anyhow::Result<Self> {
         // whisper.cpp's own chatter goes through `tracing` (debug level).

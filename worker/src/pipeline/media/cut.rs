@@ -92,7 +92,7 @@ pub(crate) async fn cut_clip_with(
     force_full: bool,
 ) -> anyhow::Result<CutReport> {
     let t0 = Instant::now();
-    let mut progress = Progress::new(on_progress);
+    let mut progress = CutProgress::new(on_progress);
     if !(req.start.is_finite() && req.end.is_finite()) || req.start < 0.0 || req.end <= req.start {
         return Err(MediaError::InvalidRequest(format!("cut {}..{}", req.start, req.end)).into());
     }
@@ -169,12 +169,12 @@ pub(crate) async fn cut_clip_with(
 }
 
 /// Monotonic progress reporting.
-struct Progress<F: FnMut(f64)> {
+struct CutProgress<F: FnMut(f64)> {
     f: F,
     last: f64,
 }
 
-impl<F: FnMut(f64)> Progress<F> {
+impl<F: FnMut(f64)> CutProgress<F> {
     fn new(f: F) -> Self {
         Self { f, last: 0.0 }
     }
@@ -337,7 +337,7 @@ async fn smart_cut<F: FnMut(f64)>(
     clip: &Clip,
     plan: &Plan,
     cancel: &Cancel,
-    progress: &mut Progress<F>,
+    progress: &mut CutProgress<F>,
 ) -> anyhow::Result<u64> {
     let work = TempPath::new(temp_sibling(output, "cut"));
     tokio::fs::create_dir_all(work.path()).await.context("creating work directory")?;
@@ -600,7 +600,7 @@ async fn full_reencode<F: FnMut(f64)>(
     scan: &PacketScan,
     clip: &Clip,
     cancel: &Cancel,
-    progress: &mut Progress<F>,
+    progress: &mut CutProgress<F>,
 ) -> anyhow::Result<(u64, u64, f64)> {
     let tmp = TempPath::new(temp_sibling(output, "part"));
     let total = clip.duration(scan);

@@ -1,0 +1,90 @@
+//! Operators' state changes: `pending | processing -> cancelled` and
+//! `failed | cancelled -> pending` (retry with a fresh budget).
+
+use super::*;
+
+/// Public ids of failed tasks that ended at or after `since` (database
+/// time, UTC), oldest first, at most `limit`: for `retry --all-failed`.
+pub async fn failed_since(
+    conn: &mut PooledConnection<'_>,
+    since: NaiveDateTime,
+    limit: i64,
+) -> anyhow::Result<Vec<String>> {
+    pt::table
+        .filter(pt::status.eq(TaskStatus::Failed.code()))
+        .filter(pt::completed_at.ge(since))
+        .order(pt::id)
+        .select(pt::task_id)
+        .limit(limit)
+        .load(conn)
+        .await
+        .context("finding failed tasks")
+}
+
+/// Cancels the pending or running tasks among `task_ids` (public ids) and
+/// returns how many were cancelled. A pending task will never be claimed; a
+/// running one loses its lease at once, so its worker cannot commit and
+/// stops it at its next lease check.
+pub async fn cancel_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<usize> {
+    let cancelled = diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.le(TaskStatus::Processing.code())),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Cancelled.code()),
+        pt::current_step.eq(step::CANCELLED),
+        pt::lease_expires_at.eq(None::<NaiveDateTime>),
+        pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+    ))
+    .execute(conn)
+    .await
+    .context("cancelling tasks")?;
+    if cancelled > 0 {
+        // A video whose task stopped half-way is back to "uploaded".
+        let cancelled_videos = pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq(TaskStatus::Cancelled.code()))
+            .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
+            .select(pt::video_id);
+        diesel::update(
+            videos::table
+                .filter(videos::id.eq_any(cancelled_videos))
+                .filter(videos::status.eq(crate::videos::status::PROCESSING)),
+        )
+        .set(videos::status.eq(crate::videos::status::UPLOADED))
+        .execute(conn)
+        .await
+        .context("marking cancelled tasks' videos uploaded")?;
+    }
+    Ok(cancelled)
+}
+
+/// Makes the failed or cancelled tasks among `task_ids` pending again with
+/// a fresh retry budget; returns how many.
+pub async fn retry_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<usize> {
+    diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq_any([TaskStatus::Failed.code(), TaskStatus::Cancelled.code()])),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Pending.code()),
+        pt::queued_at.eq(None::<NaiveDateTime>),
+        pt::next_attempt_at.eq(now3()),
+        pt::retry_count.eq(0),
+        pt::progress.eq(0),
+        pt::current_step.eq(step::PENDING),
+        pt::error_message.eq(None::<String>),
+        pt::completed_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .await
+    .context("retrying tasks")
+}

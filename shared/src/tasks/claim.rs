@@ -1,0 +1,87 @@
+//! Claiming: `pending -> processing`. The guarded UPDATE here is the only
+//! way into `processing`; whoever's UPDATE matched the row holds its
+//! [`Lease`] (owner, expiry, and `attempts + 1` as the fencing token).
+
+use super::*;
+
+/// The right to run one task: who holds it and with which fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `processing_tasks.id`.
+    pub id: i64,
+    /// Unique per claim: `{worker id}#{claim batch}`.
+    pub owner: String,
+    /// `attempts` after the claim: the fencing token.
+    pub token: i32,
+}
+
+/// A task a worker has claimed, with everything needed to run it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pt)]
+pub struct ClaimedTask {
+    pub id: i64,
+    pub task_id: String,
+    pub user_id: i64,
+    pub video_id: i64,
+    pub task_type: String,
+    pub config: Option<serde_json::Value>,
+    pub priority: i8,
+    pub retry_count: i8,
+    pub max_retries: i8,
+    pub attempts: i32,
+    #[diesel(select_expression = pt::lease_owner.assume_not_null())]
+    pub lease_owner: String,
+}
+
+impl ClaimedTask {
+    /// The lease this claim holds.
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id, owner: self.lease_owner.clone(), token: self.attempts }
+    }
+}
+
+/// Claims the pending, due tasks among `task_ids` for `owner` (unique to
+/// this call) with a lease of `lease_millis`. Ids of tasks that are running,
+/// finished, cancelled, waiting out a retry backoff or unknown are dropped:
+/// that is how stale and duplicate queue entries disappear. Returns the
+/// tasks won, in no particular order.
+pub async fn claim_tasks(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+    owner: &str,
+    lease_millis: u64,
+) -> anyhow::Result<Vec<ClaimedTask>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let won = diesel::update(
+        pt::table
+            .filter(pt::task_id.eq_any(task_ids))
+            .filter(pt::status.eq(TaskStatus::Pending.code()))
+            .filter(pt::next_attempt_at.le(now3())),
+    )
+    .set((
+        pt::status.eq(TaskStatus::Processing.code()),
+        pt::lease_owner.eq(owner),
+        pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()),
+        pt::attempts.eq(pt::attempts + 1),
+        pt::started_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+        pt::progress.eq(0),
+        pt::current_step.eq(step::STARTED),
+        pt::error_message.eq(None::<String>),
+    ))
+    .execute(conn)
+    .await
+    .context("claiming tasks")?;
+    if won == 0 {
+        return Ok(Vec::new());
+    }
+    pt::table
+        .filter(pt::task_id.eq_any(task_ids))
+        .filter(pt::lease_owner.eq(owner))
+        .filter(pt::status.eq(TaskStatus::Processing.code()))
+        .select(ClaimedTask::as_select())
+        .load(conn)
+        .await
+        .context("reading claimed tasks")
+}

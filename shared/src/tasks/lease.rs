@@ -1,0 +1,158 @@
+//! Keeping and losing leases: the heartbeat's renewal, progress recorded
+//! under the lease, and the reaper (`processing -> pending | failed` when a
+//! lease expired: the worker stopped responding).
+
+use super::*;
+
+/// Extends the leases of tasks still held by this worker (`owner_prefix` is
+/// the worker id; each lease owner starts with it) and returns the ids whose
+/// lease is still the worker's. An id missing from the answer lost its lease
+/// (cancelled, reaped, taken over): its run must stop.
+pub async fn renew_leases(
+    conn: &mut PooledConnection<'_>,
+    ids: &[i64],
+    owner_prefix: &str,
+    lease_millis: u64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut held = Vec::with_capacity(ids.len());
+    let pattern = format!("{owner_prefix}#%");
+    for chunk in ids.chunks(BATCH_ROWS) {
+        let renewed = diesel::update(
+            pt::table
+                .filter(pt::id.eq_any(chunk))
+                .filter(pt::status.eq(TaskStatus::Processing.code()))
+                .filter(pt::lease_owner.like(&pattern)),
+        )
+        .set(pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()))
+        .execute(conn)
+        .await
+        .context("renewing leases")?;
+        if renewed == chunk.len() {
+            held.extend_from_slice(chunk);
+            continue;
+        }
+        // Some row did not change: find out which are still ours.
+        let still: Vec<i64> = pt::table
+            .filter(pt::id.eq_any(chunk))
+            .filter(pt::status.eq(TaskStatus::Processing.code()))
+            .filter(pt::lease_owner.like(&pattern))
+            .select(pt::id)
+            .load(conn)
+            .await
+            .context("checking leases")?;
+        held.extend(still);
+    }
+    Ok(held)
+}
+
+/// Records a running task's step and progress (0..=100), only while the
+/// caller still holds its lease. Returns false if the lease is gone.
+pub async fn record_progress(
+    conn: &mut PooledConnection<'_>,
+    lease: &Lease,
+    step: &str,
+    progress: i8,
+) -> anyhow::Result<bool> {
+    let n = diesel::update(
+        pt::table
+            .find(lease.id)
+            .filter(pt::status.eq(TaskStatus::Processing.code()))
+            .filter(pt::lease_owner.eq(&lease.owner))
+            .filter(pt::attempts.eq(lease.token)),
+    )
+    .set((pt::current_step.eq(step), pt::progress.eq(progress)))
+    .execute(conn)
+    .await
+    .context("recording progress")?;
+    Ok(n == 1)
+}
+
+/// What the lease reaper did: the tasks it moved, with the status each now
+/// has, so the caller can write their `task:status` keys.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// `(task_id, new status, current_step)` of every task that changed.
+    pub changed: Vec<(String, TaskStatus, String)>,
+    pub requeued: usize,
+    pub failed: usize,
+}
+
+/// Returns running tasks whose lease expired to pending (`retry_count + 1`,
+/// queued again at once), or fails those that used up `max_retries`.
+/// Finds candidates with a plain read (running rows are few and the read
+/// takes no locks), then updates them by primary key with the expiry
+/// re-checked, so a lease renewed in between is kept. Returns the tasks it
+/// changed (read back after the updates) so their cached status is fixed.
+pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<Reaped> {
+    let expired: Vec<i64> = pt::table
+        .filter(pt::status.eq(TaskStatus::Processing.code()))
+        .filter(pt::lease_expires_at.lt(now3().nullable()))
+        .select(pt::id)
+        .limit(BATCH_ROWS as i64)
+        .load(conn)
+        .await
+        .context("looking for expired leases")?;
+    if expired.is_empty() {
+        return Ok(Reaped::default());
+    }
+    let ids = expired.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let running = TaskStatus::Processing.code();
+    let failed = diesel::sql_query(format!(
+        "UPDATE processing_tasks SET status = {failed}, \
+         error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
+         current_step = '{REAPED_FAILED_STEP}', completed_at = NOW(), lease_expires_at = NULL \
+         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
+        failed = TaskStatus::Failed.code(),
+    ))
+    .execute(conn)
+    .await
+    .context("failing tasks whose lease expired too often")?;
+    if failed > 0 {
+        diesel::sql_query(format!(
+            "UPDATE videos SET status = {video_failed} WHERE id IN (SELECT video_id FROM processing_tasks \
+             WHERE id IN ({ids}) AND status = {failed} AND task_type = '{video_clip}' AND current_step = '{REAPED_FAILED_STEP}')",
+            video_failed = crate::videos::status::FAILED,
+            failed = TaskStatus::Failed.code(),
+            video_clip = crate::models::task_type::VIDEO_CLIP,
+        ))
+        .execute(conn)
+        .await
+        .context("marking the videos of failed tasks failed")?;
+    }
+    let requeued = diesel::sql_query(format!(
+        "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
+         retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
+         current_step = '{REAPED_STEP}', \
+         error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
+         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3)",
+        pending = TaskStatus::Pending.code(),
+    ))
+    .execute(conn)
+    .await
+    .context("requeueing tasks whose lease expired")?;
+    let mut changed = Vec::new();
+    if requeued + failed > 0 {
+        // Only rows this call moved carry its step names; a lease renewed in
+        // between is still processing and keeps its cached status.
+        let rows: Vec<(String, i8, Option<String>)> = pt::table
+            .filter(pt::id.eq_any(&expired))
+            .filter(pt::current_step.eq_any([REAPED_STEP, REAPED_FAILED_STEP]))
+            .filter(pt::status.eq_any([TaskStatus::Pending.code(), TaskStatus::Failed.code()]))
+            .select((pt::task_id, pt::status, pt::current_step))
+            .load(conn)
+            .await
+            .context("reading back reaped tasks")?;
+        changed = rows
+            .into_iter()
+            .filter_map(|(id, code, step)| {
+                Some((id, TaskStatus::from_code(code).ok()?, step.unwrap_or_default()))
+            })
+            .collect();
+    }
+    Ok(Reaped { changed, requeued, failed })
+}
+
+/// `current_step` of a task the reaper sent back to pending.
+pub const REAPED_STEP: &str = step::LEASE_EXPIRED;
+/// `current_step` of a task the reaper failed (lease expired too often).
+pub const REAPED_FAILED_STEP: &str = step::FAILED;
