@@ -13,6 +13,7 @@
 
 use crate::held::HeldTasks;
 use apalis::prelude::*;
+use backon::{ExponentialBuilder, Retryable};
 use futures_util::stream::BoxStream;
 use futures_util::{sink, stream, SinkExt, StreamExt};
 use shared::db::Pool;
@@ -135,27 +136,25 @@ impl FetchState {
     /// connection: [`DatabaseFault`]) a few times, and nothing else. Retrying is safe: the claim UPDATE matches
     /// only pending rows, and the read-back finds every row `owner` won.
     async fn claim(&self, ids: &[String], owner: &str) -> anyhow::Result<Vec<ClaimedTask>> {
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                let mut conn = shared::db::conn(&self.pool).await?;
-                shared::tasks::claim_tasks(&mut conn, ids, owner, self.lease_millis).await
-            }
-            .await;
-            match result {
-                Ok(claimed) => return Ok(claimed),
-                // Only what running again can cure: a deadlock victim or a
-                // lost connection. A bad row fails at once, with its chain.
-                Err(e)
-                    if attempt < 4 && shared::error::database_fault(&e) != DatabaseFault::Other =>
-                {
-                    attempt += 1;
-                    tracing::debug!(attempt, "claim failed, retrying: {}", shared::one_line(&e));
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let attempt = || async {
+            let mut conn = shared::db::conn(&self.pool).await?;
+            shared::tasks::claim_tasks(&mut conn, ids, owner, self.lease_millis).await
+        };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(20))
+                    .with_max_delay(Duration::from_millis(500))
+                    .with_max_times(4)
+                    .with_jitter(),
+            )
+            // Only what running again can cure: a deadlock victim or a lost
+            // connection. A bad row fails at once, with its whole chain.
+            .when(|e| shared::error::database_fault(e) != DatabaseFault::Other)
+            .notify(|e, delay| {
+                tracing::debug!(?delay, "claim failed, retrying: {}", shared::one_line(e))
+            })
+            .await
     }
 
     /// True if no task is pending, queued or running anywhere (errors count

@@ -12,6 +12,7 @@
 //! the commit is refused and the task runs again elsewhere: never twice in
 //! the database.
 
+use backon::{ExponentialBuilder, Retryable};
 use shared::db::Pool;
 use shared::models::TaskStatus;
 use shared::queue::{CachedStatus, Queue};
@@ -106,42 +107,42 @@ async fn commit_loop(
     }
 }
 
-/// Commits the batch, retrying database errors with backoff (at most about
-/// ten minutes, then the outcomes are reported lost so the tasks run again).
+/// Commits the batch, retrying database errors with backoff (100 ms
+/// doubling to 5 s, with jitter, for about ten minutes; then the outcomes
+/// are reported lost so the tasks run again elsewhere).
 async fn commit_with_retry(
     pool: &Pool,
     batch: &[Request],
     retry_base_millis: u64,
 ) -> Vec<Finished> {
-    let mut delay = Duration::from_millis(100);
-    let started = std::time::Instant::now();
-    loop {
+    let commit = || async {
         let items: Vec<(Lease, Outcome)> =
             batch.iter().map(|r| (r.lease.clone(), r.outcome.clone())).collect();
-        let result = async {
-            let mut conn = shared::db::conn(pool).await?;
-            shared::tasks::finish_tasks(&mut conn, items, retry_base_millis).await
-        }
+        let mut conn = shared::db::conn(pool).await?;
+        shared::tasks::finish_tasks(&mut conn, items, retry_base_millis).await
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_total_delay(Some(Duration::from_secs(600)))
+        .without_max_times()
+        .with_jitter();
+    let result = commit
+        .retry(backoff)
+        .notify(|e, delay| {
+            tracing::warn!(
+                "commit of {} outcome(s) failed, retrying in {delay:?}: {}",
+                batch.len(),
+                shared::one_line(e)
+            )
+        })
         .await;
-        match result {
-            Ok(report) => return report,
-            Err(e) if started.elapsed() < Duration::from_secs(600) => {
-                tracing::warn!(
-                    "commit of {} outcome(s) failed, retrying in {delay:?}: {}",
-                    batch.len(),
-                    shared::one_line(&e)
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(
-                    "giving up committing {} outcome(s): {}",
-                    batch.len(),
-                    shared::one_line(&e)
-                );
-                return vec![Finished::LeaseLost; batch.len()];
-            }
-        }
-    }
+    result.unwrap_or_else(|e| {
+        tracing::error!(
+            "giving up committing {} outcome(s): {}",
+            batch.len(),
+            shared::one_line(&e)
+        );
+        vec![Finished::LeaseLost; batch.len()]
+    })
 }

@@ -75,21 +75,8 @@ struct LockedTask {
 /// burst of failures does not come back as a burst.
 pub fn backoff_millis(retry: u32, base_millis: u64) -> u64 {
     let exp = base_millis.saturating_mul(1u64 << retry.saturating_sub(1).min(20)).min(3_600_000);
-    let jitter = rand_fraction();
+    let jitter = fastrand::f64();
     exp / 2 + ((exp / 2) as f64 * jitter) as u64
-}
-
-/// A number in [0, 1) that differs between calls; enough for jitter.
-fn rand_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Finishes a batch of tasks in one transaction: locks their rows, keeps

@@ -541,4 +541,7 @@ fn fixtures_reach_f1_target() {
         held.f1()
     );
     assert!(all.f1() >= 0.8, "fixture F1 {:.3} < 0.8", all.f1());
+    // The held-out transcripts (never used to tune the lexicons) have their
+    // own floor: 0.947 measured; the README documents >= 0.85.
+    assert!(held.f1() >= 0.85, "held-out F1 {:.3} < 0.85", held.f1());
 }
