@@ -108,12 +108,11 @@ fn parsed_config(text: Option<&str>) -> Result<Option<serde_json::Value>, BadInp
 /// Checks the arguments that clap cannot, before anything is read or
 /// written; returns the parsed `--config`.
 fn validate(args: &BackfillArgs) -> Result<Option<serde_json::Value>, BadInput> {
-    let known = [task_type::VIDEO_CLIP, task_type::NOOP];
-    if !known.contains(&args.task_type.as_str()) {
+    if !shared::jobs::TASK_TYPES.contains(&args.task_type.as_str()) {
         return Err(BadInput::new(format!(
             "--task-type {:?} is not a task type workers run (one of: {})",
             args.task_type,
-            known.join(", ")
+            shared::jobs::TASK_TYPES.join(", ")
         )));
     }
     if let (Some(since), Some(until)) = (args.since, args.until) {
@@ -121,7 +120,9 @@ fn validate(args: &BackfillArgs) -> Result<Option<serde_json::Value>, BadInput> 
             return Err(BadInput::new("--since must be earlier than --until"));
         }
     }
-    parsed_config(args.config.as_deref())
+    let config = parsed_config(args.config.as_deref())?;
+    shared::jobs::check_config(&args.task_type, config.as_ref())?;
+    Ok(config)
 }
 
 /// How long to wait after `created` tasks in `elapsed` so the average stays

@@ -38,14 +38,18 @@ pub struct TaskOptions {
 }
 
 impl TaskOptions {
-    /// The `--config` JSON, or [`BadInput`] when it is not a JSON object.
-    fn parsed_config(&self) -> Result<Option<serde_json::Value>, BadInput> {
+    /// The `--config` JSON for a task of `task_type`, or [`BadInput`] when
+    /// it is not a JSON object or not a valid config of that type (unknown
+    /// keys, bad values: refused here, before any row exists).
+    fn parsed_config(&self, task_type: &str) -> Result<Option<serde_json::Value>, BadInput> {
         let Some(text) = &self.config else { return Ok(None) };
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value @ serde_json::Value::Object(_)) => Ok(Some(value)),
-            Ok(_) => Err(BadInput::new("--config must be a JSON object")),
-            Err(e) => Err(BadInput::new(format!("--config is not valid JSON: {e}"))),
-        }
+        let value = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value @ serde_json::Value::Object(_)) => value,
+            Ok(_) => return Err(BadInput::new("--config must be a JSON object")),
+            Err(e) => return Err(BadInput::new(format!("--config is not valid JSON: {e}"))),
+        };
+        shared::jobs::check_config(task_type, Some(&value))?;
+        Ok(Some(value))
     }
 }
 
@@ -196,7 +200,7 @@ struct Registered {
 /// transaction: either every file gets its `videos` row and task, or none
 /// does and the objects this run stored are removed again.
 pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow::Result<ExitCode> {
-    let config = args.options.parsed_config()?;
+    let config = args.options.parsed_config(task_type::VIDEO_CLIP)?;
     let mut files = Vec::new();
     for path in &args.files {
         let checked = check_file(path).await?;
@@ -331,7 +335,7 @@ fn new_video(user_id: i64, file: &HashedFile, key: String) -> NewVideo {
 /// `enqueue task`: a new task for a stored video, with its quota decided
 /// under the same lock as `enqueue video`'s.
 pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::Result<ExitCode> {
-    let config = args.options.parsed_config()?;
+    let config = args.options.parsed_config(task_type::VIDEO_CLIP)?;
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let mut conn = shared::db::conn(&pool).await?;
     let video = shared::videos::find_video(&mut conn, args.video_id)
@@ -371,9 +375,10 @@ pub async fn noop(settings: &Settings, out: &Output, args: NoopArgs) -> anyhow::
     if !(0.0..=1.0).contains(&args.fail_rate) {
         return Err(BadInput::new("--fail-rate must be between 0 and 1").into());
     }
-    let mut config = args.options.parsed_config()?.unwrap_or_else(|| json!({}));
+    let mut config = args.options.parsed_config(task_type::NOOP)?.unwrap_or_else(|| json!({}));
     config["sleep_ms"] = json!(args.sleep_ms);
     config["fail_rate"] = json!(args.fail_rate);
+    shared::jobs::check_config(task_type::NOOP, Some(&config))?;
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let mut conn = shared::db::conn(&pool).await?;
     let user = shared::users::ensure_user(&mut conn, NOOP_USER).await?;

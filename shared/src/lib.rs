@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod history;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod models;

@@ -75,10 +75,11 @@ impl TaskStatus {
 
 /// The kinds of task a worker knows how to run (`processing_tasks.task_type`).
 pub mod task_type {
+    use crate::jobs::JobKind;
     /// Transcribe, detect selling points, cut clips.
-    pub const VIDEO_CLIP: &str = "video_clip";
+    pub const VIDEO_CLIP: &str = crate::jobs::VideoClip::TYPE;
     /// Sleep, then write one result row: the queue path without media work.
-    pub const NOOP: &str = "noop";
+    pub const NOOP: &str = crate::jobs::Noop::TYPE;
 }
 
 /// A `users` row.

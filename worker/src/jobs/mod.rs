@@ -10,6 +10,7 @@ use crate::deadline::StepLimits;
 use crate::pipeline::transcribe::Transcriber;
 use crate::progress::Progress;
 use shared::db::Pool;
+use shared::jobs::{JobKind, Noop, NoopConfig, VideoClip, VideoClipConfig};
 use shared::models::task_type;
 use shared::queue::Queue;
 use shared::storage::Storage;
@@ -27,26 +28,64 @@ pub struct Services {
     pub step_limits: StepLimits,
 }
 
-/// Runs `task` to its outcome.
+/// A task type this worker runs: the shared [`JobKind`] (its `task_type`
+/// name and typed, validated config) plus what running it means. Like
+/// crates.io's `BackgroundJob`: the registry is the `match` in [`run`].
+pub trait Job: JobKind {
+    /// Runs one claimed task with its parsed config to its outcome. Never
+    /// writes the task's status (the finisher commits the outcome).
+    fn run(
+        task: &ClaimedTask,
+        config: Self::Config,
+        cancel: &Cancel,
+        services: &Services,
+    ) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+impl Job for Noop {
+    async fn run(task: &ClaimedTask, config: NoopConfig, cancel: &Cancel, _: &Services) -> Outcome {
+        noop::run(task, config, cancel).await
+    }
+}
+
+impl Job for VideoClip {
+    async fn run(
+        task: &ClaimedTask,
+        config: VideoClipConfig,
+        cancel: &Cancel,
+        services: &Services,
+    ) -> Outcome {
+        let progress = Progress::new(
+            services.pool.clone(),
+            services.queue.clone(),
+            task.task_id.clone(),
+            task.lease(),
+        );
+        let deps = video_clip::Deps {
+            pool: &services.pool,
+            storage: &services.storage,
+            transcriber: services.transcriber.as_deref(),
+            progress: &progress,
+            limits: services.step_limits,
+        };
+        video_clip::run(task, &config, cancel, &deps).await
+    }
+}
+
+/// Parses `task`'s config as `J`'s and runs it; a config that does not
+/// parse (a row written by another system) fails the task without retry.
+async fn run_as<J: Job>(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Outcome {
+    match shared::jobs::parse_config::<J>(task.config.as_ref()) {
+        Ok(config) => J::run(task, config, cancel, services).await,
+        Err(reason) => Outcome::Failed { reason: reason.0, retryable: false },
+    }
+}
+
+/// Runs `task` to its outcome: the registry of task types.
 pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Outcome {
     match task.task_type.as_str() {
-        task_type::NOOP => noop::run(task, cancel).await,
-        task_type::VIDEO_CLIP => {
-            let progress = Progress::new(
-                services.pool.clone(),
-                services.queue.clone(),
-                task.task_id.clone(),
-                task.lease(),
-            );
-            let deps = video_clip::Deps {
-                pool: &services.pool,
-                storage: &services.storage,
-                transcriber: services.transcriber.as_deref(),
-                progress: &progress,
-                limits: services.step_limits,
-            };
-            video_clip::run(task, cancel, &deps).await
-        }
+        Noop::TYPE => run_as::<Noop>(task, cancel, services).await,
+        VideoClip::TYPE => run_as::<VideoClip>(task, cancel, services).await,
         other => {
             Outcome::Failed { reason: format!("unknown task_type {other:?}"), retryable: false }
         }

@@ -4,20 +4,12 @@
 //! yardstick for the queue's own speed and the subject of fault tests.
 
 use crate::cancel::Cancel;
-use serde::Deserialize;
 use serde_json::json;
+use shared::jobs::NoopConfig;
 use shared::models::NewResult;
 use shared::tasks::{ClaimedTask, Outcome};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
-
-#[derive(Deserialize, Default)]
-struct NoopConfig {
-    #[serde(default)]
-    sleep_ms: u64,
-    #[serde(default)]
-    fail_rate: f64,
-}
 
 /// A number in [0, 1) fixed by the task and its attempt, so a run with a
 /// fail rate is reproducible.
@@ -27,20 +19,8 @@ fn draw(task: &ClaimedTask) -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Runs one noop task.
-pub async fn run(task: &ClaimedTask, cancel: &Cancel) -> Outcome {
-    let config: NoopConfig = match &task.config {
-        None => NoopConfig::default(),
-        Some(value) => match serde_json::from_value(value.clone()) {
-            Ok(config) => config,
-            Err(e) => {
-                return Outcome::Failed {
-                    reason: format!("invalid noop config: {e}"),
-                    retryable: false,
-                }
-            }
-        },
-    };
+/// Runs one noop task with its (already validated) config.
+pub async fn run(task: &ClaimedTask, config: NoopConfig, cancel: &Cancel) -> Outcome {
     if config.sleep_ms > 0 {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(config.sleep_ms)) => {}

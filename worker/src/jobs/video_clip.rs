@@ -15,6 +15,7 @@ use anyhow::Context;
 use bigdecimal::BigDecimal;
 use serde_json::json;
 use shared::db::Pool;
+use shared::jobs::VideoClipConfig;
 use shared::models::{NewResult, NewSegment, VideoMetadata};
 use shared::storage::Storage;
 use shared::tasks::{ClaimedTask, Completion, Outcome};
@@ -34,10 +35,15 @@ pub struct Deps<'a> {
 }
 
 /// Runs one video task to its outcome.
-pub async fn run(task: &ClaimedTask, cancel: &Cancel, deps: &Deps<'_>) -> Outcome {
+pub async fn run(
+    task: &ClaimedTask,
+    config: &VideoClipConfig,
+    cancel: &Cancel,
+    deps: &Deps<'_>,
+) -> Outcome {
     let scratch =
         std::env::temp_dir().join(format!("videoclip-{}-{}", task.task_id, task.attempts));
-    let result = run_steps(task, cancel, deps, &scratch).await;
+    let result = run_steps(task, config, cancel, deps, &scratch).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     match result {
         Ok(completion) => Outcome::Completed(Box::new(completion)),
@@ -84,7 +90,11 @@ fn decimal(value: f64, places: usize) -> BigDecimal {
 
 /// The detection settings: defaults, then the user's `selling_points`
 /// config, then the task's.
-async fn detection_config(task: &ClaimedTask, pool: &Pool) -> anyhow::Result<DetectionConfig> {
+async fn detection_config(
+    task: &ClaimedTask,
+    task_config: &VideoClipConfig,
+    pool: &Pool,
+) -> anyhow::Result<DetectionConfig> {
     let mut config = DetectionConfig::default();
     let user = {
         let mut conn = shared::db::conn(pool).await?;
@@ -95,7 +105,7 @@ async fn detection_config(task: &ClaimedTask, pool: &Pool) -> anyhow::Result<Det
             .with_overrides(&overrides)
             .map_err(|e| BadInput::new(format!("user config selling_points: {e:#}")))?;
     }
-    if let Some(overrides) = task.config.as_ref().and_then(|c| c.get("selling_points")) {
+    if let Some(overrides) = &task_config.selling_points {
         config = config
             .with_overrides(overrides)
             .map_err(|e| BadInput::new(format!("task config selling_points: {e:#}")))?;
@@ -105,6 +115,7 @@ async fn detection_config(task: &ClaimedTask, pool: &Pool) -> anyhow::Result<Det
 
 async fn run_steps(
     task: &ClaimedTask,
+    task_config: &VideoClipConfig,
     cancel: &Cancel,
     deps: &Deps<'_>,
     scratch: &Path,
@@ -197,12 +208,7 @@ async fn run_steps(
     let transcriber = deps.transcriber.context(
         "this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)",
     )?;
-    let language = task
-        .config
-        .as_ref()
-        .and_then(|c| c.get("language"))
-        .and_then(|l| l.as_str())
-        .map(str::to_string);
+    let language = task_config.language.clone().filter(|l| l != "auto");
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
@@ -228,7 +234,7 @@ async fn run_steps(
 
     // Detect.
     progress.step("detecting selling points", 72).await;
-    let config = detection_config(task, deps.pool).await?;
+    let config = detection_config(task, task_config, deps.pool).await?;
     let scorer = LexiconScorer::new(&config);
     let detection = detect::detect(&transcript, info.duration, &config, &scorer);
     lap("detect", &mut timings);
