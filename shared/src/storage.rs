@@ -695,19 +695,16 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// The MIME type stored with an object, from its key's extension.
+/// The MIME type stored with an object, from its key's extension as
+/// mime_guess knows it; `application/octet-stream` when it knows none.
 fn content_type(key: &str) -> &'static str {
-    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "mov" => "video/quicktime",
-        "mkv" => "video/x-matroska",
-        "webm" => "video/webm",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "json" => "application/json",
-        _ => "application/octet-stream",
+    let ext = Path::new(key).extension().and_then(|e| e.to_str()).unwrap_or_default();
+    // mime_guess says `video/x-m4v` (Apple's unregistered name); an .m4v is
+    // an MP4 file, and objects have always been stored as `video/mp4`.
+    if ext.eq_ignore_ascii_case("m4v") {
+        return "video/mp4";
     }
+    mime_guess::from_ext(ext).first_raw().unwrap_or("application/octet-stream")
 }
 
 #[cfg(test)]
@@ -864,9 +861,22 @@ mod tests {
 
     #[test]
     fn content_types_and_partial_names() {
-        assert_eq!(content_type("clips/1/t/a.MP4"), "video/mp4");
-        assert_eq!(content_type("clips/1/t/a.jpg"), "image/jpeg");
-        assert_eq!(content_type("x"), "application/octet-stream");
+        for (key, mime) in [
+            ("clips/1/t/a.MP4", "video/mp4"),
+            ("clips/1/t/a.m4v", "video/mp4"),
+            ("videos/1/a.mov", "video/quicktime"),
+            ("videos/1/a.mkv", "video/x-matroska"),
+            ("clips/1/t/a.webm", "video/webm"),
+            ("clips/1/t/a.jpg", "image/jpeg"),
+            ("clips/1/t/a.JPEG", "image/jpeg"),
+            ("clips/1/t/a.png", "image/png"),
+            ("clips/1/t/a.json", "application/json"),
+            ("x", "application/octet-stream"),
+            ("dir.v2/x", "application/octet-stream"),
+            ("videos/1/a.unknownext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(key), mime, "{key}");
+        }
         assert_eq!(partial_path(Path::new("/tmp/s/a.mp4")), Path::new("/tmp/s/a.mp4.partial"));
     }
 
