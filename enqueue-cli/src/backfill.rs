@@ -358,8 +358,14 @@ fn report(out: &Output, args: &BackfillArgs, totals: &Totals) {
         if let Some(id) = totals.last_video_id {
             text.push_str(&format!("; last video id {id}"));
         }
-        for (name, n) in &totals.users {
-            text.push_str(&format!("\n  {name:<24} {n}"));
+        if !totals.users.is_empty() {
+            let mut table = comfy_table::Table::new();
+            for (name, n) in &totals.users {
+                table.add_row([name.to_string(), n.to_string()]);
+            }
+            for line in crate::table::render(table, &[]).lines() {
+                text.push_str(&format!("\n  {line}"));
+            }
         }
         text
     });

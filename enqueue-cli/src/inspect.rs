@@ -81,12 +81,17 @@ pub async fn status(
 ) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let tasks = load(&pool, &args.task_ids).await?;
-    if !out.json {
-        println!(
-            "{:<36}  {:<10}  {:<10}  {:>4}  {:<18}  {:>7}  ERROR",
-            "TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES"
-        );
-    }
+    let mut table =
+        crate::table::with_header(&["TASK", "TYPE", "STATUS", "PCT", "STEP", "RETRIES", "ERROR"]);
+    let mut changes = crate::table::with_header(&[
+        "TASK",
+        "CHANGED (UTC)",
+        "FROM",
+        "TO",
+        "ATTEMPT",
+        "WORKER",
+        "REASON",
+    ]);
     for task in &tasks {
         let mut value = summary_json(task);
         let history = if args.history {
@@ -98,34 +103,39 @@ pub async fn status(
         if args.history {
             value["history"] = serde_json::to_value(&history)?;
         }
+        if out.json {
+            println!("{value}");
+            continue;
+        }
         let name = |code: Option<i8>| {
             code.and_then(|c| TaskStatus::from_code(c).ok()).map(|s| s.name()).unwrap_or("-")
         };
-        out.emit(&value, || {
-            let mut text = format!(
-                "{:<36}  {:<10}  {:<10}  {:>3}%  {:<18}  {:>3}/{:<3}  {}",
-                task.task_id,
-                task.task_type,
-                value["status"].as_str().unwrap_or("?"),
-                task.progress,
-                task.current_step.as_deref().unwrap_or("-"),
-                task.retry_count,
-                task.max_retries,
-                task.error_message.as_deref().unwrap_or("")
-            );
-            for change in &history {
-                text.push_str(&format!(
-                    "\n    {}  {:>10} -> {:<10}  attempt {}  {}  {}",
-                    change.changed_at.format("%Y-%m-%d %H:%M:%S%.3f"),
-                    name(change.from_status),
-                    name(Some(change.to_status)),
-                    change.attempt,
-                    change.worker.as_deref().unwrap_or("-"),
-                    change.reason.as_deref().unwrap_or("")
-                ));
-            }
-            text
-        });
+        table.add_row([
+            task.task_id.clone(),
+            task.task_type.clone(),
+            value["status"].as_str().unwrap_or("?").to_string(),
+            format!("{}%", task.progress),
+            task.current_step.clone().unwrap_or_else(|| "-".into()),
+            format!("{}/{}", task.retry_count, task.max_retries),
+            task.error_message.clone().unwrap_or_default(),
+        ]);
+        for change in &history {
+            changes.add_row([
+                task.task_id.clone(),
+                change.changed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                name(change.from_status).to_string(),
+                name(Some(change.to_status)).to_string(),
+                change.attempt.to_string(),
+                change.worker.clone().unwrap_or_else(|| "-".into()),
+                change.reason.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    if !out.json {
+        println!("{}", crate::table::render(table, &[3, 5]));
+        if args.history {
+            println!("\n{}", crate::table::render(changes, &[4]));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -161,24 +171,26 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         "running_per_worker": running.iter().map(|(w, n)| (w.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
     });
     out.emit(&value, || {
-        let mut text =
-            format!("{HIGH_PRIORITY_QUEUE:<24} {high}\n{VIDEO_PROCESSING_QUEUE:<24} {normal}\n");
+        let mut table = comfy_table::Table::new();
+        table.add_row([HIGH_PRIORITY_QUEUE.to_string(), high.to_string()]);
+        table.add_row([VIDEO_PROCESSING_QUEUE.to_string(), normal.to_string()]);
         for (name, n) in &by_status {
-            text.push_str(&format!("tasks {name:<18} {n}\n"));
+            table.add_row([format!("tasks {name}"), n.to_string()]);
         }
         let wait = oldest_wait.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
-        text.push_str(&format!("oldest waiting task      {wait}\n"));
-        text.push_str(&format!("workers alive            {}\n", workers.len()));
+        table.add_row(["oldest waiting task".to_string(), wait]);
+        table.add_row(["workers alive".to_string(), workers.len().to_string()]);
         for worker in &workers {
             let n = running.iter().find(|(w, _)| w == worker).map(|(_, n)| *n).unwrap_or(0);
-            text.push_str(&format!("  {worker:<30} {n} running\n"));
+            table.add_row([format!("  {worker}"), format!("{n} running")]);
         }
         for (worker, n) in running.iter().filter(|(w, _)| !workers.contains(w)) {
-            text.push_str(&format!(
-                "  {worker:<30} {n} running (no heartbeat: leases will expire)\n"
-            ));
+            table.add_row([
+                format!("  {worker}"),
+                format!("{n} running (no heartbeat: leases will expire)"),
+            ]);
         }
-        text.trim_end().to_string()
+        crate::table::render(table, &[])
     });
     Ok(ExitCode::SUCCESS)
 }
@@ -306,12 +318,7 @@ pub async fn segments(
     let rows =
         shared::tasks::find_segments(&mut shared::db::conn(&pool).await?, &args.task_id).await?;
     let number = |d: &bigdecimal::BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
-    if !out.json {
-        println!(
-            "{:<9}  {:>8}  {:>8}  {:>4}  {:<32}  CLIP",
-            "TYPE", "START", "END", "CONF", "TITLE"
-        );
-    }
+    let mut table = crate::table::with_header(&["TYPE", "START", "END", "CONF", "TITLE", "CLIP"]);
     for row in &rows {
         let value = json!({
             "segment_id": row.segment_id,
@@ -325,17 +332,21 @@ pub async fn segments(
             "file_size": row.file_size,
             "thumbnail_url": row.thumbnail_url,
         });
-        out.emit(&value, || {
-            format!(
-                "{:<9}  {:>8.3}  {:>8.3}  {:>4.2}  {:<32}  {}",
-                row.selling_point_type,
-                number(&row.start_time),
-                number(&row.end_time),
-                row.confidence.as_ref().map(number).unwrap_or(0.0),
-                row.title.as_deref().unwrap_or(""),
-                row.file_path.as_deref().unwrap_or("")
-            )
-        });
+        if out.json {
+            println!("{value}");
+            continue;
+        }
+        table.add_row([
+            row.selling_point_type.clone(),
+            format!("{:.3}", number(&row.start_time)),
+            format!("{:.3}", number(&row.end_time)),
+            format!("{:.2}", row.confidence.as_ref().map(number).unwrap_or(0.0)),
+            row.title.clone().unwrap_or_default(),
+            row.file_path.clone().unwrap_or_default(),
+        ]);
+    }
+    if !out.json {
+        println!("{}", crate::table::render(table, &[1, 2, 3]));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -108,29 +108,36 @@ pub async fn tasks(settings: &Settings, out: &Output, args: TasksArgs) -> anyhow
         println!("{}", json!({ "next_cursor": next_cursor }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:>10}  {:<36}  {:<16}  {:<10}  {:<10}  {:>3}  {:>4}  {:<19}  STEP / ERROR",
-        "ID", "TASK", "USER", "TYPE", "STATUS", "PRI", "PCT", "CREATED (UTC)"
-    );
+    let mut table = crate::table::with_header(&[
+        "ID",
+        "TASK",
+        "USER",
+        "TYPE",
+        "STATUS",
+        "PRI",
+        "PCT",
+        "CREATED (UTC)",
+        "STEP / ERROR",
+    ]);
     for (task, username) in &rows {
         let detail = match (&task.error_message, &task.current_step) {
             (Some(error), _) if task.status != TaskStatus::Completed.code() => error.as_str(),
             (_, Some(step)) => step.as_str(),
             _ => "",
         };
-        println!(
-            "{:>10}  {:<36}  {:<16}  {:<10}  {:<10}  {:>3}  {:>3}%  {:<19}  {}",
-            task.id,
-            task.task_id,
+        table.add_row([
+            task.id.to_string(),
+            task.task_id.clone(),
             clip(username, 16),
             clip(&task.task_type, 10),
-            status_name(task.status),
-            task.priority,
-            task.progress,
+            status_name(task.status).to_string(),
+            task.priority.to_string(),
+            format!("{}%", task.progress),
             task.created_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
-            clip(detail, 80)
-        );
+            clip(detail, 80),
+        ]);
     }
+    println!("{}", crate::table::render(table, &[0, 5, 6]));
     match next_cursor {
         Some(id) => println!("more: add --after {id}"),
         None if rows.is_empty() => println!("no tasks"),

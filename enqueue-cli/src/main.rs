@@ -12,6 +12,7 @@ mod create;
 mod gc;
 mod inspect;
 mod listing;
+mod table;
 mod watch;
 
 use clap::{Parser, Subcommand};

@@ -59,6 +59,15 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         &env.enqueue(&["video", video, "--user", "shop1", "--config", "[1,2]"]),
         "JSON object",
     );
+    // A typo in a config key is refused at enqueue, naming the key.
+    assert_refused(
+        &env.enqueue(&["video", video, "--user", "shop1", "--config", r#"{"langauge":"zh"}"#]),
+        "unknown field `langauge`",
+    );
+    assert_refused(
+        &env.enqueue(&["noop", "--count", "1", "--config", r#"{"sleep_ms":-1}"#]),
+        "invalid noop config",
+    );
     assert_refused(
         &env.enqueue(&["video", text.to_str().unwrap(), "--user", "shop1"]),
         "not a readable media file",

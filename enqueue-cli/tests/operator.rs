@@ -583,7 +583,9 @@ fn tasks_filters_and_cursor_pages_show_each_task_once_as_stored() {
     let out = env.enqueue(&["tasks", "--status", "failed"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().next().unwrap().starts_with("        ID"), "{text}");
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[..5], ["ID", "TASK", "USER", "TYPE", "STATUS"], "{text}");
+    assert_eq!(text.lines().count(), 4, "a header and three rows: {text}");
     assert_eq!(text.lines().filter(|l| l.contains("ffmpeg: bad input")).count(), 3, "{text}");
     let out = env.enqueue(&["tasks", "--limit", "2"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("--after {}", ids[25])));

@@ -23,20 +23,35 @@ pub struct MediaInfo {
 impl MediaInfo {
     /// The MIME type for the container, as stored in `videos.mime_type`.
     pub fn mime_type(&self) -> &'static str {
-        let f = self.format_name.as_str();
-        if f.contains("mp4") || f.contains("mov") {
-            "video/mp4"
-        } else if f.contains("matroska") || f.contains("webm") {
-            "video/x-matroska"
-        } else if f.contains("mpegts") {
-            "video/mp2t"
-        } else if f.contains("avi") {
-            "video/x-msvideo"
-        } else if f.contains("flv") {
-            "video/x-flv"
-        } else {
-            "application/octet-stream"
-        }
+        container_mime_type(&self.format_name)
+    }
+}
+
+/// The MIME type for an ffprobe `format_name` (its demuxer names, e.g.
+/// `mov,mp4,m4a,3gp,3g2,mj2` or `matroska,webm`), as stored in
+/// `videos.mime_type` by the enqueue CLI and again by the worker's probe.
+///
+/// A hand mapping on purpose: mime_guess maps file extensions, and these
+/// are demuxer names, not extensions (`matroska`, `mpegts`). Where they look
+/// like extensions its answers are not what this column has always held:
+/// one demuxer reads the whole MOV/MP4 family (mime_guess: `mov` is
+/// `video/quicktime`), one reads Matroska and WebM alike (`webm` is
+/// `video/webm`), and `ts` is `video/vnd.dlna.mpeg-tts` there, not
+/// `video/mp2t`.
+pub fn container_mime_type(format_name: &str) -> &'static str {
+    let f = format_name;
+    if f.contains("mp4") || f.contains("mov") {
+        "video/mp4"
+    } else if f.contains("matroska") || f.contains("webm") {
+        "video/x-matroska"
+    } else if f.contains("mpegts") {
+        "video/mp2t"
+    } else if f.contains("avi") {
+        "video/x-msvideo"
+    } else if f.contains("flv") {
+        "video/x-flv"
+    } else {
+        "application/octet-stream"
     }
 }
 
@@ -145,4 +160,24 @@ pub async fn check_complete(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_mime_type;
+
+    #[test]
+    fn container_mime_types() {
+        for (format, mime) in [
+            ("mov,mp4,m4a,3gp,3g2,mj2", "video/mp4"),
+            ("matroska,webm", "video/x-matroska"),
+            ("mpegts", "video/mp2t"),
+            ("avi", "video/x-msvideo"),
+            ("flv", "video/x-flv"),
+            ("wav", "application/octet-stream"),
+            ("", "application/octet-stream"),
+        ] {
+            assert_eq!(container_mime_type(format), mime, "{format}");
+        }
+    }
 }

@@ -32,6 +32,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use url::Url;
 
 /// Parts of one multipart upload in flight at once (8 MiB each).
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
@@ -138,8 +139,9 @@ impl S3Settings {
 }
 
 impl Storage {
-    /// Parses `STORAGE_URL`: `file:///abs/dir`, `file://./relative/dir` or
-    /// `s3://bucket/prefix` (the S3 settings come from the environment:
+    /// Parses `STORAGE_URL` (with the url crate): `file:///abs/dir`,
+    /// `file://./relative/dir` or `s3://bucket/prefix`, percent-decoded
+    /// (the S3 settings come from the environment:
     /// `S3_ENDPOINT`, `S3_REGION`, `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`). Makes no network request.
     pub fn from_url(url: &str) -> anyhow::Result<Self> {
@@ -156,7 +158,7 @@ impl Storage {
             if rest.is_empty() {
                 return Err(BadInput::new("STORAGE_URL file:// needs a directory").into());
             }
-            return Ok(Storage::Local { root: PathBuf::from(rest) });
+            return Ok(Storage::Local { root: local_root(url, rest)? });
         }
         if url.starts_with("s3://") {
             let (bucket, prefix) = parse_s3_url(url)?;
@@ -610,22 +612,58 @@ impl S3Client {
     }
 }
 
-/// Splits `s3://bucket/prefix/...` into the bucket and the prefix (without
-/// slashes at either end; may be empty).
-fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
+/// The directory of a `file://` URL. `file:///abs/dir` (and
+/// `file://localhost/abs/dir`) is a file URL proper: [`Url::to_file_path`],
+/// percent-decoded. `file://./dir` is not: URL syntax has no relative file
+/// URLs (url reads `.` as a host name and would resolve `..` segments away),
+/// so a URL with a host is, as it always was, the relative path written
+/// after `file://`.
+fn local_root(url: &str, rest: &str) -> Result<PathBuf, BadInput> {
+    let Some(parsed) = Url::parse(url).ok().filter(|u| u.host().is_none()) else {
+        return Ok(PathBuf::from(rest));
+    };
     let shown = redact_url(url);
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| BadInput::new(format!("not an s3:// URL: {shown:?}")))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.contains('@') {
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(BadInput::new(format!(
+            "STORAGE_URL {shown:?}: no query or fragment allowed (percent-encode ? and # in a directory name)"
+        )));
+    }
+    parsed
+        .to_file_path()
+        .map_err(|()| BadInput::new(format!("STORAGE_URL {shown:?} is not a local directory")))
+}
+
+/// Splits `s3://bucket/prefix/...` into the bucket (the URL's host) and the
+/// prefix (its percent-decoded path, without slashes at either end; may be
+/// empty).
+fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
+    let parsed = Url::parse(url).map_err(|e| {
+        // redact_url cannot find the password of a URL that does not parse:
+        // nothing before an @ shows.
+        let shown = match url.rsplit_once('@') {
+            Some((_, host)) => format!("s3://***@{host}"),
+            None => url.to_string(),
+        };
+        BadInput::new(format!("STORAGE_URL {shown:?} is not a URL: {e}"))
+    })?;
+    let shown = redact_url(url);
+    if parsed.scheme() != "s3" {
+        return Err(BadInput::new(format!("not an s3:// URL: {shown:?}")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(BadInput::new(format!(
             "STORAGE_URL {shown:?}: put S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in the URL"
         )));
     }
-    if prefix.contains(['?', '#']) {
+    if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(BadInput::new(format!("STORAGE_URL {shown:?}: no query or fragment allowed")));
     }
+    if parsed.port().is_some() {
+        return Err(BadInput::new(format!(
+            "STORAGE_URL {shown:?}: a bucket has no port (S3_ENDPOINT names the server)"
+        )));
+    }
+    let bucket = parsed.host_str().unwrap_or_default();
     let valid_bucket = (3..=63).contains(&bucket.len())
         && bucket
             .chars()
@@ -637,13 +675,29 @@ fn parse_s3_url(url: &str) -> Result<(String, String), BadInput> {
             "STORAGE_URL {shown:?}: {bucket:?} is not a bucket name (3-63 characters: a-z, 0-9, '-', '.')"
         )));
     }
-    let prefix = prefix.trim_matches('/');
+    let not_plain = |prefix: &str| {
+        BadInput::new(format!(
+            "STORAGE_URL {shown:?}: the prefix {prefix:?} is not a plain relative path"
+        ))
+    };
+    // url resolves `.` and `..` segments away (`s3://b/x/../y` parses as
+    // `s3://b/y`): a URL that names them is refused, not silently re-pointed.
+    // The URL is known here to be `s3://bucket/path` with nothing after it.
+    let dot_segment = url.split('/').skip(3).any(|segment| {
+        matches!(segment.to_ascii_lowercase().replace("%2e", ".").as_str(), "." | "..")
+    });
+    if dot_segment {
+        return Err(BadInput::new(format!(
+            "STORAGE_URL {shown:?}: the prefix is not a plain relative path (no . or .. segments)"
+        )));
+    }
+    let path = parsed.path();
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| not_plain(path.trim_matches('/')))?;
+    let prefix = decoded.trim_matches('/');
     if !prefix.is_empty() {
-        check_key(prefix).map_err(|_| {
-            BadInput::new(format!(
-                "STORAGE_URL {shown:?}: the prefix {prefix:?} is not a plain relative path"
-            ))
-        })?;
+        check_key(prefix).map_err(|_| not_plain(prefix))?;
     }
     Ok((bucket.to_string(), prefix.to_string()))
 }
@@ -695,19 +749,16 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// The MIME type stored with an object, from its key's extension.
+/// The MIME type stored with an object, from its key's extension as
+/// mime_guess knows it; `application/octet-stream` when it knows none.
 fn content_type(key: &str) -> &'static str {
-    let ext = key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "mov" => "video/quicktime",
-        "mkv" => "video/x-matroska",
-        "webm" => "video/webm",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "json" => "application/json",
-        _ => "application/octet-stream",
+    let ext = Path::new(key).extension().and_then(|e| e.to_str()).unwrap_or_default();
+    // mime_guess says `video/x-m4v` (Apple's unregistered name); an .m4v is
+    // an MP4 file, and objects have always been stored as `video/mp4`.
+    if ext.eq_ignore_ascii_case("m4v") {
+        return "video/mp4";
     }
+    mime_guess::from_ext(ext).first_raw().unwrap_or("application/octet-stream")
 }
 
 #[cfg(test)]
@@ -791,6 +842,67 @@ mod tests {
         }
         let text = reason(Storage::from_url("ftp://u:hunter2@host/x"));
         assert!(text.contains("file:// or s3://") && !text.contains("hunter2"), "{text}");
+        for (url, needle) in [
+            ("s3://clips/a/./b", "not a plain relative path"),
+            ("s3://clips/%2E%2e/x", "not a plain relative path"),
+            ("s3://clips/a%2F%2Fb", "not a plain relative path"),
+            ("s3://clips/a%5Cb", "not a plain relative path"),
+            ("s3://clips/%FF", "not a plain relative path"),
+            ("s3://clips/a#f", "no query or fragment"),
+            ("s3://key@clips/x", "not in the URL"),
+            ("s3://clips:9000/x", "no port"),
+            ("s3://clips:x/p", "is not a URL"),
+            ("s3://key:hunter2@clips:x/p", "is not a URL"),
+            ("S3://clips/x", "file:// or s3://"),
+        ] {
+            let text = reason(s3(url, &[]));
+            assert!(text.contains(needle), "{url}: {text}");
+            assert!(!text.contains("hunter2") && !text.contains('\n'), "{url}: {text}");
+        }
+    }
+
+    #[test]
+    fn s3_prefixes_are_percent_decoded() {
+        for (url, prefix) in [
+            ("s3://clips/a%20b/c", "a b/c"),
+            ("s3://clips/a b", "a b"),
+            ("s3://clips/視頻/x", "視頻/x"),
+            ("s3://clips/a%2Fb", "a/b"),
+        ] {
+            let Storage::S3 { prefix: p, .. } = s3(url, &[]).unwrap() else { panic!("{url}") };
+            assert_eq!(p, prefix, "{url}");
+        }
+    }
+
+    #[test]
+    fn file_urls_give_the_directory() {
+        for (url, root) in [
+            ("file:///var/lib/videoclip", "/var/lib/videoclip"),
+            ("file:///var/lib/videoclip/", "/var/lib/videoclip/"),
+            ("file://localhost/srv/clips", "/srv/clips"),
+            ("file:///srv/my%20clips", "/srv/my clips"),
+            ("file:///srv/my clips", "/srv/my clips"),
+            ("file:///", "/"),
+            // Relative directories, as written.
+            ("file://./storage", "./storage"),
+            ("file://storage", "storage"),
+            ("file://../shared/storage", "../shared/storage"),
+            ("file://./a/../b", "./a/../b"),
+        ] {
+            match Storage::from_url(url).unwrap() {
+                Storage::Local { root: r } => assert_eq!(r, Path::new(root), "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        for (url, needle) in [
+            ("file://", "needs a directory"),
+            ("file:///srv/clips?x=1", "no query or fragment"),
+            ("file:///srv/clips#x", "no query or fragment"),
+            ("file:relative", "file:// or s3://"),
+        ] {
+            let text = reason(Storage::from_url(url));
+            assert!(text.contains(needle), "{url}: {text}");
+        }
     }
 
     #[test]
@@ -864,9 +976,22 @@ mod tests {
 
     #[test]
     fn content_types_and_partial_names() {
-        assert_eq!(content_type("clips/1/t/a.MP4"), "video/mp4");
-        assert_eq!(content_type("clips/1/t/a.jpg"), "image/jpeg");
-        assert_eq!(content_type("x"), "application/octet-stream");
+        for (key, mime) in [
+            ("clips/1/t/a.MP4", "video/mp4"),
+            ("clips/1/t/a.m4v", "video/mp4"),
+            ("videos/1/a.mov", "video/quicktime"),
+            ("videos/1/a.mkv", "video/x-matroska"),
+            ("clips/1/t/a.webm", "video/webm"),
+            ("clips/1/t/a.jpg", "image/jpeg"),
+            ("clips/1/t/a.JPEG", "image/jpeg"),
+            ("clips/1/t/a.png", "image/png"),
+            ("clips/1/t/a.json", "application/json"),
+            ("x", "application/octet-stream"),
+            ("dir.v2/x", "application/octet-stream"),
+            ("videos/1/a.unknownext", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(key), mime, "{key}");
+        }
         assert_eq!(partial_path(Path::new("/tmp/s/a.mp4")), Path::new("/tmp/s/a.mp4.partial"));
     }
 

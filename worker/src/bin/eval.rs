@@ -8,9 +8,12 @@
 //! configuration and matches them against the labels: a true selling point
 //! counts as found when a clip of the same type overlaps it with temporal
 //! IoU >= 0.3. Prints one line per video and the totals; `--json` prints
-//! the totals as JSON. Exit status 1 if F1 is below `--min-f1`.
+//! the totals as JSON. Exit status 1 if F1 is below `--min-f1`, 2 for bad
+//! arguments (`eval --help` lists them).
 
 use anyhow::Context;
+use clap::error::ErrorKind;
+use clap::Parser;
 use serde::Deserialize;
 use std::path::PathBuf;
 use worker::cancel::Cancel;
@@ -34,23 +37,43 @@ struct LabelledSentence {
     end: f64,
 }
 
+/// The selling-point F1 on labelled fixtures, end to end.
+///
+/// Each video's audio is transcribed with the whisper model in WHISPER_MODEL
+/// (default .cache/models/ggml-base.bin) and its detected clips are matched
+/// against the labels: same type, temporal IoU >= 0.3.
+#[derive(Parser)]
+#[command(name = "eval", verbatim_doc_comment)]
+struct Args {
+    /// Directory of NAME.mp4 videos, each with its NAME.labels.json
+    #[arg(default_value = "fixtures/videos")]
+    dir: PathBuf,
+    /// Print only the totals, as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 if the overall F1 is below this
+    #[arg(long, value_name = "F1", default_value_t = 0.0)]
+    min_f1: f64,
+}
+
+/// The arguments, or exit: 0 after --help, 2 with one line for bad ones.
+fn parse_args() -> Args {
+    Args::try_parse().unwrap_or_else(|err| {
+        if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            let _ = err.print();
+            std::process::exit(0);
+        }
+        // clap's own first line, without the usage block.
+        let text = err.render().to_string();
+        let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+        eprintln!("eval: {}", line.trim_start_matches("error: "));
+        std::process::exit(2);
+    })
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    let min_f1: f64 = args
-        .iter()
-        .position(|a| a == "--min-f1")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse())
-        .transpose()
-        .context("--min-f1 takes a number")?
-        .unwrap_or(0.0);
-    let dir = args
-        .iter()
-        .find(|a| !a.starts_with("--") && a.parse::<f64>().is_err())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "fixtures/videos".into());
+    let Args { dir, json, min_f1 } = parse_args();
     let model =
         std::env::var("WHISPER_MODEL").unwrap_or_else(|_| ".cache/models/ggml-base.bin".into());
     let transcriber = Transcriber::load(std::path::Path::new(&model), None)?;

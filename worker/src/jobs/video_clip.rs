@@ -185,10 +185,7 @@ async fn run_steps(
         height: Some(info.height as i32),
         frame_rate: (info.avg_fps > 0.0 && info.avg_fps < 1000.0).then(|| decimal(info.avg_fps, 2)),
         bitrate: info.bit_rate.map(|b| b as i64),
-        mime_type: Some(
-            if info.container.contains("mp4") { "video/mp4" } else { "video/x-matroska" }
-                .to_string(),
-        ),
+        mime_type: Some(shared::probe::container_mime_type(&info.container).to_string()),
         status: Some(shared::videos::status::COMPLETED),
         thumbnail_url: None,
     };
