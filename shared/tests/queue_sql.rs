@@ -785,3 +785,18 @@ async fn cancel_and_retry() {
     let again = claim_all(&mut conn, &["op-pending", "op-running"], "op-w#3", LONG_LEASE_MS).await;
     assert_eq!((again[0].attempts, again[1].attempts), (1, 2), "tokens keep growing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_video_task_puts_its_video_back_to_uploaded() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let o = owner(&mut conn, "shop-cancel").await;
+    let running = NewTask { task_type: task_type::VIDEO_CLIP.into(), ..task(&o, "vid-running") };
+    create(&mut conn, &[running]).await;
+    claim_all(&mut conn, &["vid-running"], "vid-w#1", LONG_LEASE_MS).await;
+    shared::videos::mark_processing(&mut conn, o.video_id).await.unwrap();
+    assert_eq!(cancel_tasks(&mut conn, &["vid-running".to_string()]).await.unwrap(), 1);
+    let video_status: i8 =
+        videos::table.find(o.video_id).select(videos::status).first(&mut conn).await.unwrap();
+    assert_eq!(video_status, shared::videos::status::UPLOADED, "a cancelled task's video");
+}
