@@ -1,111 +1,41 @@
-//! A cheap, clonable "stop now" flag for one task's run, with an optional
-//! deadline.
+//! The flag that stops one task's run: tokio-util's `CancellationToken`.
 //!
-//! The heartbeat sets it when the task's lease is lost (cancelled by an
-//! operator, reaped, taken over); a deadline makes it fire by itself, which
-//! is how a per-step time limit reaches a running ffmpeg or whisper. Every
-//! long step polls [`Cancel::is_cancelled`] (whisper through its abort
-//! callback, ffmpeg runs by killing the child) or awaits
-//! [`Cancel::cancelled`].
+//! The heartbeat cancels a task's token when its lease is lost (cancelled
+//! by an operator, reaped, taken over). Each step runs under a child token
+//! that its deadline also cancels (`crate::deadline`), so a step limit
+//! reaches a running ffmpeg (killed) or whisper (its abort callback polls
+//! `is_cancelled`) the same way a lost lease does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use std::time::Duration;
 
-/// Shared cancellation flag; clones share the flag (not the deadline).
-#[derive(Clone, Debug, Default)]
-pub struct Cancel {
-    inner: Arc<Inner>,
-    deadline: Option<Instant>,
+pub use tokio_util::sync::CancellationToken as Cancel;
+
+/// `Err(MediaError::Cancelled)` if `cancel` fired; used between media steps.
+pub(crate) fn check(cancel: &Cancel) -> anyhow::Result<()> {
+    if cancel.is_cancelled() {
+        Err(crate::pipeline::media::MediaError::Cancelled.into())
+    } else {
+        Ok(())
+    }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    flag: AtomicBool,
-    notify: Notify,
-}
-
-impl Cancel {
-    /// A flag not yet set, without deadline.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A flag that also reports cancelled once `deadline` has passed.
-    pub fn with_deadline(deadline: Instant) -> Self {
-        Cancel { inner: Arc::default(), deadline: Some(deadline) }
-    }
-
-    /// A flag that reports cancelled `timeout` from now (or when cancelled).
-    pub fn with_timeout(timeout: Duration) -> Self {
-        Self::with_deadline(Instant::now() + timeout)
-    }
-
-    /// A clone sharing this flag whose deadline is the earlier of the
-    /// existing one and `deadline`: bounds one step inside a longer job.
-    pub fn child_with_deadline(&self, deadline: Instant) -> Self {
-        Cancel {
-            inner: self.inner.clone(),
-            deadline: Some(self.deadline.map_or(deadline, |d| d.min(deadline))),
+/// A child of `parent` that is also cancelled `after` from now. The timer
+/// ends as soon as the child is cancelled (or dropped through a drop guard).
+pub fn cancelled_after(parent: &Cancel, after: Duration) -> Cancel {
+    let child = parent.child_token();
+    let timer = child.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(after) => timer.cancel(),
+            _ = timer.cancelled() => {}
         }
-    }
-
-    /// Sets the flag and wakes every waiter.
-    pub fn cancel(&self) {
-        self.inner.flag.store(true, Ordering::SeqCst);
-        self.inner.notify.notify_waiters();
-    }
-
-    /// True once cancelled or past the deadline.
-    pub fn is_cancelled(&self) -> bool {
-        self.inner.flag.load(Ordering::SeqCst) || self.deadline_passed()
-    }
-
-    /// True if the deadline (rather than an explicit cancel) has passed, so a
-    /// caller can report a timeout differently from a cancel.
-    pub fn deadline_passed(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// The deadline, if any.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    /// Returns once cancelled or past the deadline (at once if already).
-    pub async fn cancelled(&self) {
-        loop {
-            let notified = self.inner.notify.notified();
-            if self.is_cancelled() {
-                return;
-            }
-            match self.deadline {
-                Some(deadline) => {
-                    tokio::select! {
-                        _ = notified => {}
-                        _ = tokio::time::sleep_until(deadline.into()) => {}
-                    }
-                }
-                None => notified.await,
-            }
-        }
-    }
-
-    /// `Err(MediaError::Cancelled)` if cancelled; used between media steps.
-    pub(crate) fn check(&self) -> anyhow::Result<()> {
-        if self.is_cancelled() {
-            Err(crate::pipeline::media::MediaError::Cancelled.into())
-        } else {
-            Ok(())
-        }
-    }
+    });
+    child
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Cancel;
-    use std::time::Duration;
+    use super::*;
 
     #[tokio::test]
     async fn clones_share_the_flag_and_waiters_wake() {
@@ -118,10 +48,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deadlines_fire_by_themselves() {
-        let cancel = Cancel::with_timeout(Duration::from_millis(50));
-        assert!(!cancel.is_cancelled());
-        tokio::time::timeout(Duration::from_secs(1), cancel.cancelled()).await.unwrap();
-        assert!(cancel.deadline_passed());
+    async fn a_timed_child_fires_by_itself_and_with_its_parent() {
+        let parent = Cancel::new();
+        let timed = cancelled_after(&parent, Duration::from_millis(50));
+        tokio::time::timeout(Duration::from_secs(1), timed.cancelled()).await.unwrap();
+        assert!(!parent.is_cancelled(), "a child's deadline does not stop the task");
+        let later = cancelled_after(&parent, Duration::from_secs(3600));
+        parent.cancel();
+        assert!(later.is_cancelled(), "cancelling the task stops every step");
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::cancel::Cancel;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a step may take: `base + factor × media seconds`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,7 +67,9 @@ where
     Fut: Future<Output = anyhow::Result<T>>,
 {
     let limit = limits.limit(media_seconds);
-    let child = cancel.child_with_deadline(Instant::now() + limit);
+    let child = crate::cancel::cancelled_after(cancel, limit);
+    // Ends the timer when the step is over, however it ends.
+    let _end_timer = child.clone().drop_guard();
     let timed_out = || StepTimedOut {
         step: name,
         limit_seconds: limit.as_secs_f64(),
@@ -86,9 +88,9 @@ where
         }
     };
     match result {
-        // The step saw its deadline through the child flag and stopped
+        // The step saw its deadline through the child token and stopped
         // with its own "cancelled" error: report the timeout instead.
-        Err(_) if child.deadline_passed() && !cancel.is_cancelled() => Err(timed_out().into()),
+        Err(_) if child.is_cancelled() && !cancel.is_cancelled() => Err(timed_out().into()),
         other => other,
     }
 }

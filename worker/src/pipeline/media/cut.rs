@@ -115,7 +115,7 @@ pub(crate) async fn cut_clip_with(
         format!("{}%{}", secs(lo), secs(abs_end + 2.0))
     };
     let scan = scan_packets(input, Some(&interval)).await?;
-    cancel.check()?;
+    crate::cancel::check(cancel)?;
     // The scan stops at the first packet at or after `abs_end + 2`; if it ended
     // well before that, the stream ended.
     let last_pts = scan.packets.iter().map(|p| p.pts).max().unwrap_or(0);

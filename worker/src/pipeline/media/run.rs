@@ -53,7 +53,7 @@ pub(crate) async fn ffmpeg<F: FnMut(f64)>(
     capture_stdout: bool,
     mut on_time: F,
 ) -> anyhow::Result<Vec<u8>> {
-    cancel.check()?;
+    crate::cancel::check(cancel)?;
     let mut cmd = FfmpegCommand::new();
     cmd.hide_banner().arg("-nostdin").arg("-y").args(&args);
     tracing::debug!(args = ?cmd.get_args().collect::<Vec<_>>(), "ffmpeg");

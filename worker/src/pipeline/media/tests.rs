@@ -587,7 +587,7 @@ async fn cancel_kills_a_long_reencode_and_removes_output() {
         &out,
         &CutRequest { start: 0.0, end: 30.0 },
         &info,
-        &Cancel::with_timeout(Duration::from_millis(800)),
+        &crate::cancel::cancelled_after(&Cancel::new(), Duration::from_millis(800)),
         |_| {},
     )
     .await
