@@ -800,3 +800,25 @@ async fn cancelling_a_running_video_task_puts_its_video_back_to_uploaded() {
         videos::table.find(o.video_id).select(videos::status).first(&mut conn).await.unwrap();
     assert_eq!(video_status, shared::videos::status::UPLOADED, "a cancelled task's video");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_renew_only_unexpired_leases_of_exactly_this_worker() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let o = owner(&mut conn, "renewals").await;
+    let ids =
+        create(&mut conn, &[task(&o, "r-mine"), task(&o, "r-expired"), task(&o, "r-other")]).await;
+    claim_all(&mut conn, &["r-mine", "r-expired"], "host_a:1:ab#1", LONG_LEASE_MS).await;
+    // Another worker whose id matches `host_a` only if `_` were a wildcard.
+    claim_all(&mut conn, &["r-other"], "hostXa:1:ab#1", LONG_LEASE_MS).await;
+    execute(
+        &mut conn,
+        &format!(
+            "UPDATE processing_tasks SET lease_expires_at = NOW(3) - INTERVAL 1 SECOND WHERE id = {}",
+            ids[1]
+        ),
+    )
+    .await;
+    let held = renew_leases(&mut conn, &ids, "host_a:1:ab", LONG_LEASE_MS).await.unwrap();
+    assert_eq!(held, vec![ids[0]], "only the unexpired lease of this very worker is renewed");
+}

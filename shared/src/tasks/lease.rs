@@ -15,13 +15,19 @@ pub async fn renew_leases(
     lease_millis: u64,
 ) -> anyhow::Result<Vec<i64>> {
     let mut held = Vec::with_capacity(ids.len());
-    let pattern = format!("{owner_prefix}#%");
+    // The worker id is matched literally: `_` and `%` in a host name are
+    // not wildcards.
+    let literal = owner_prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let pattern = format!("{literal}#%");
     for chunk in ids.chunks(BATCH_ROWS) {
         let renewed = diesel::update(
             pt::table
                 .filter(pt::id.eq_any(chunk))
                 .filter(pt::status.eq(TaskStatus::Processing.code()))
-                .filter(pt::lease_owner.like(&pattern)),
+                .filter(pt::lease_owner.like(&pattern))
+                // An expired lease is lost even before the reaper runs: it
+                // is not revived (the commit would be refused anyway).
+                .filter(pt::lease_expires_at.gt(now3().nullable())),
         )
         .set(pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()))
         .execute(conn)
@@ -36,6 +42,7 @@ pub async fn renew_leases(
             .filter(pt::id.eq_any(chunk))
             .filter(pt::status.eq(TaskStatus::Processing.code()))
             .filter(pt::lease_owner.like(&pattern))
+            .filter(pt::lease_expires_at.gt(now3().nullable()))
             .select(pt::id)
             .load(conn)
             .await
@@ -99,7 +106,7 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
     let running = TaskStatus::Processing.code();
     let failed = diesel::sql_query(format!(
         "UPDATE processing_tasks SET status = {failed}, \
-         error_message = CONCAT('lease expired ', attempts, ' times (worker ', COALESCE(lease_owner, '?'), ' stopped responding)'), \
+         error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired on attempt ', attempts, ' with no retries left (the worker stopped responding)'), \
          current_step = '{REAPED_FAILED_STEP}', completed_at = NOW(), lease_expires_at = NULL \
          WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
         failed = TaskStatus::Failed.code(),
