@@ -158,8 +158,13 @@ fn a_worker_paused_past_its_lease_cannot_commit() {
         env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 4
     });
     signal(&stalled, "-CONT");
-    // The stalled worker wakes with finished sleeps and tries to commit.
-    std::thread::sleep(Duration::from_secs(3));
+    // The stalled worker wakes with finished sleeps and tries to commit:
+    // wait until it has been refused for all four.
+    let log = env.dir.join("stalled.log");
+    env.wait_until(Duration::from_secs(30), "the stalled worker's commits refused", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.matches("lease lost before commit").count() >= 4
+    });
     for child in [&mut stalled, &mut healthy, &mut scheduler] {
         let _ = child.kill();
         let _ = child.wait();

@@ -46,9 +46,23 @@ fn metrics_are_served_and_count_a_noop_run() {
     env.wait_until(Duration::from_secs(30), "all tasks completed", || {
         env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") == 40
     });
-    std::thread::sleep(Duration::from_millis(1500)); // a heartbeat and a tick or two
-    let worker_metrics = parse(&get(worker_port, "/metrics"));
-    let scheduler_metrics = parse(&get(scheduler_port, "/metrics"));
+    // Wait for what the assertions read to be published: the finished
+    // count and a heartbeat after it (held tasks back to 0), and a
+    // scheduler tick that saw the lists empty.
+    let settled = |worker: &HashMap<String, f64>, scheduler: &HashMap<String, f64>| {
+        let finished = r#"videoclip_tasks_finished_total{task_type="noop",outcome="completed"}"#;
+        let depth = r#"videoclip_queue_depth{queue="queue:high_priority"}"#;
+        worker.get(finished) == Some(&40.0)
+            && worker.get("videoclip_held_tasks") == Some(&0.0)
+            && worker.get("videoclip_heartbeats_total").is_some_and(|n| *n >= 1.0)
+            && scheduler.get(depth) == Some(&0.0)
+    };
+    let (mut worker_metrics, mut scheduler_metrics) = (HashMap::new(), HashMap::new());
+    env.wait_until(Duration::from_secs(20), "metrics to settle", || {
+        worker_metrics = parse(&get(worker_port, "/metrics"));
+        scheduler_metrics = parse(&get(scheduler_port, "/metrics"));
+        settled(&worker_metrics, &scheduler_metrics)
+    });
     for child in [&mut worker, &mut scheduler] {
         let _ = child.kill();
         let _ = child.wait();

@@ -109,22 +109,25 @@ fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
     push.push(running.as_str());
     env.redis(&push);
     env.redis(&["RPUSH", "queue:video_processing", ids[0].as_str(), running.as_str()]);
+    // A real task behind the duplicates: once it is done, the worker has
+    // popped and judged every entry before it (one worker, FIFO lists).
+    let sentinel = env.noop(1, &[]).remove(0);
+    env.redis(&["RPUSH", "queue:video_processing", sentinel.as_str()]);
 
     let mut worker = env.spawn("worker", &[], "worker2");
-    env.wait_until(Duration::from_secs(20), "duplicates consumed", || {
-        env.redis(&["LLEN", "queue:high_priority"]).trim() == "0"
-            && env.redis(&["LLEN", "queue:video_processing"]).trim() == "0"
+    env.wait_until(Duration::from_secs(20), "the task behind the duplicates done", || {
+        env.count(&format!(
+            "SELECT COUNT(*) FROM processing_tasks WHERE task_id = '{sentinel}' AND status = 2"
+        )) == 1
     });
-    // Give a wrongly claimed task time to show up as a result.
-    std::thread::sleep(Duration::from_millis(700));
     worker.kill().unwrap();
     worker.wait().unwrap();
-    let after = env.sql("SELECT task_id, status, attempts, lease_owner, updated_at FROM processing_tasks ORDER BY id");
+    let after = env.sql(&format!("SELECT task_id, status, attempts, lease_owner, updated_at FROM processing_tasks WHERE task_id != '{sentinel}' ORDER BY id"));
     assert_eq!(before, after, "duplicate entries changed task rows");
     assert_eq!(
         env.count("SELECT COUNT(*) FROM processing_results"),
-        5,
-        "duplicate entries wrote results"
+        6,
+        "duplicate entries wrote results (5 before, and the task behind them)"
     );
 }
 
@@ -214,7 +217,9 @@ fn queues_shows_depths_waiting_age_and_live_workers() {
     env.wait_until(Duration::from_secs(20), "five tasks running", || {
         env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 1") == 5
     });
-    std::thread::sleep(Duration::from_millis(1200)); // a heartbeat
+    env.wait_until(Duration::from_secs(10), "the worker's heartbeat in workers:alive", || {
+        env.redis(&["ZCARD", "workers:alive"]).trim() == "1"
+    });
     let out = env.enqueue(&["queues", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
