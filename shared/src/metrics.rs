@@ -1,67 +1,36 @@
-//! Prometheus metrics: the recorder every binary installs, and a tiny
-//! `/metrics` endpoint to scrape it.
+//! Prometheus metrics: the recorder every binary installs, and its
+//! `/metrics` endpoint.
 //!
 //! Code records with the `metrics` crate's macros (`counter!`, `gauge!`,
-//! `histogram!`); names start with `videoclip_`. The endpoint is a few
-//! lines of plain HTTP/1.1 over tokio rather than a web framework: it
-//! answers `GET /metrics` and nothing else.
+//! `histogram!`); names start with `videoclip_`. The endpoint is the
+//! exporter crate's own HTTP listener (`metrics-exporter-prometheus`'s
+//! `http-listener`), which answers any path with the exposition text.
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// Histogram buckets (seconds, or ratios for the real-time factor).
 const BUCKETS: &[f64] =
     &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
 /// Installs the global recorder and, if `addr` is given (e.g.
-/// `127.0.0.1:9464`), serves it at `http://addr/metrics`. Returns the bound
-/// address (useful with port 0).
+/// `127.0.0.1:9464`), serves it at `http://addr/metrics`. Returns the
+/// address it listens on. An address that does not resolve or cannot be
+/// bound is [`crate::BadInput`].
 pub async fn serve(addr: Option<&str>) -> anyhow::Result<Option<std::net::SocketAddr>> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
-        .context("metrics buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
-    let Some(addr) = addr else { return Ok(None) };
-    let listener = TcpListener::bind(addr)
+    let builder = PrometheusBuilder::new().set_buckets(BUCKETS).context("metrics buckets")?;
+    let Some(addr) = addr else {
+        builder.install_recorder().context("installing the metrics recorder")?;
+        return Ok(None);
+    };
+    let bad =
+        |why: String| crate::BadInput::new(format!("cannot listen on {addr} for metrics: {why}"));
+    let socket = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| crate::BadInput::new(format!("cannot listen on {addr} for metrics: {e}")))?;
-    let local = listener.local_addr()?;
-    tokio::spawn(accept_loop(listener, handle));
-    tracing::info!(%local, "serving metrics at http://{local}/metrics");
-    Ok(Some(local))
-}
-
-async fn accept_loop(listener: TcpListener, handle: PrometheusHandle) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let mut request = vec![0u8; 2048];
-            let n = match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                stream.read(&mut request),
-            )
-            .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let line = String::from_utf8_lossy(&request[..n]);
-            let ok = line.starts_with("GET /metrics ") || line.starts_with("GET /metrics?");
-            let (status, body) = if ok {
-                ("200 OK", handle.render())
-            } else {
-                ("404 Not Found", "try /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("the name has no address".into()))?;
+    builder.with_http_listener(socket).install().map_err(|e| bad(e.to_string()))?;
+    tracing::info!(%socket, "serving metrics at http://{socket}/metrics");
+    Ok(Some(socket))
 }
