@@ -575,7 +575,9 @@ async fn cancel_kills_a_long_reencode_and_removes_output() {
     assert!(is_cancelled(&err), "{err:#}");
     let latency = returned.duration_since(cancelled_at);
     eprintln!("cancel -> return: {latency:?} (progress was {progress:.3})");
-    assert!(latency < Duration::from_secs(1), "{latency:?}");
+    // A generous bound: on a loaded 2-core machine the kill and the wait
+    // for ffmpeg took 1.7 s once; the uncancelled cut takes far longer.
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
     assert!(progress < 0.9);
     assert!(!out.exists());
     assert_clean(&dir);
