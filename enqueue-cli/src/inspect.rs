@@ -151,13 +151,7 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
     let running = shared::tasks::running_by_worker(&mut conn).await?;
     let oldest_wait = shared::tasks::oldest_wait_seconds(&mut conn).await?;
     let mut by_status = serde_json::Map::new();
-    for status in [
-        TaskStatus::Pending,
-        TaskStatus::Processing,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ] {
+    for status in TaskStatus::ALL {
         let n =
             counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
         by_status.insert(status.name().to_string(), json!(n));

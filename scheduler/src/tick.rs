@@ -133,13 +133,7 @@ async fn count_tasks_by_status(pool: Pool, mut shutdown: Shutdown) {
     while !shutdown.sleep(Duration::from_secs(5)).await {
         let Ok(mut conn) = shared::db::conn(&pool).await else { continue };
         let Ok(counts) = tasks::count_by_status(&mut conn).await else { continue };
-        for status in [
-            TaskStatus::Pending,
-            TaskStatus::Processing,
-            TaskStatus::Completed,
-            TaskStatus::Failed,
-            TaskStatus::Cancelled,
-        ] {
+        for status in TaskStatus::ALL {
             let n = counts
                 .iter()
                 .find(|(code, _)| *code == status.code())

@@ -39,6 +39,15 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Every status, in code order (for counts and listings).
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Pending,
+        TaskStatus::Processing,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
     /// The database code.
     pub fn code(self) -> i8 {
         self as i8
