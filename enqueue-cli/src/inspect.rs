@@ -46,6 +46,9 @@ pub struct RetryArgs {
     /// (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC)
     #[arg(long, requires = "all_failed")]
     pub since: Option<String>,
+    /// Retry even past the users' monthly_videos quotas (operators)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A task as JSON: every summary field plus the status name.
@@ -212,7 +215,7 @@ async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary]) {
 #[derive(Clone, Copy)]
 enum Change {
     Cancel,
-    Retry,
+    Retry { force: bool },
 }
 
 /// `enqueue cancel`.
@@ -239,7 +242,7 @@ pub async fn retry(settings: &Settings, out: &Output, args: RetryArgs) -> anyhow
     } else {
         args.task_ids
     };
-    change(settings, out, TaskIds { task_ids }, Change::Retry).await
+    change(settings, out, TaskIds { task_ids }, Change::Retry { force: args.force }).await
 }
 
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS` (UTC), else bad input.
@@ -267,7 +270,9 @@ async fn change(
     let mut conn = shared::db::conn(&pool).await?;
     let changed = match change {
         Change::Cancel => shared::tasks::cancel_tasks(&mut conn, &args.task_ids).await?,
-        Change::Retry => shared::tasks::retry_tasks(&mut conn, &args.task_ids).await?,
+        Change::Retry { force } => {
+            shared::tasks::retry_tasks(&mut conn, &args.task_ids, force).await?
+        }
     };
     drop(conn);
     let tasks = load(&pool, &args.task_ids).await?;

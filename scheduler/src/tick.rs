@@ -86,7 +86,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tokio::spawn(count_tasks_by_status(pool.clone(), shutdown.clone()));
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
-    let mut failures = 0u32;
+    let mut backoff = shared::backoff::FailureBackoff::default();
     while !shutdown.is_triggered() {
         // A tick stuck on an unreachable database or Redis must not delay a
         // shutdown: the tick's transactions roll back when dropped.
@@ -96,10 +96,10 @@ pub async fn run(
         };
         match result {
             Ok(report) => {
+                let failures = backoff.succeeded();
                 if failures > 0 {
                     tracing::info!("scheduler recovered after {failures} failed tick(s)");
                 }
-                failures = 0;
                 if report.pushed + report.aged + report.reaped + report.failed_by_reaper > 0 {
                     tracing::debug!(?report, "tick");
                 }
@@ -113,13 +113,12 @@ pub async fn run(
                 shutdown.sleep(options.tick).await;
             }
             Err(err) => {
-                failures += 1;
-                let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                let (failures, delay) = backoff.failed();
                 tracing::warn!(
-                    "tick failed ({failures} in a row), retrying in {backoff:?}: {}",
+                    "tick failed ({failures} in a row), retrying in {delay:?}: {}",
                     shared::one_line(&err)
                 );
-                shutdown.sleep(backoff).await;
+                shutdown.sleep(delay).await;
             }
         }
     }

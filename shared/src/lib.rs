@@ -7,6 +7,7 @@
 //! binaries combine them. No module here starts tasks of its own.
 
 pub mod audit;
+pub mod backoff;
 pub mod config;
 pub mod db;
 pub mod error;

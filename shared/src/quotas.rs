@@ -5,7 +5,12 @@
 //! Checked when tasks are created (completed this period, plus those still
 //! in flight, plus the new ones must fit), counted when a video task completes (in the
 //! completing transaction, so a task counts exactly once), and reset lazily:
-//! the first check after the period ends zeroes `used_quota`.
+//! the first check in a new period zeroes `used_quota`.
+//!
+//! Periods are calendar periods of the database server's clock (a day from
+//! midnight, a week from Monday, a month from the 1st), and a reset records
+//! the start of the period, not the time of the check: a quota checked late
+//! in a month still resets on the 1st of the next, so periods never drift.
 
 use crate::db::PooledConnection;
 use crate::models::{task_type, TaskStatus};
@@ -23,14 +28,16 @@ pub const MONTHLY_VIDEOS: &str = "monthly_videos";
 /// Reset periods `reset_period` may hold.
 pub const PERIODS: &[&str] = &["daily", "weekly", "monthly"];
 
-/// SQL condition: this row's period has ended since `last_reset_at`.
+/// SQL: the start of the row's current calendar period (midnight today, of
+/// this week's Monday, of this month's 1st).
+const PERIOD_START: &str = "(CASE reset_period \
+       WHEN 'daily' THEN CAST(CURDATE() AS DATETIME) \
+       WHEN 'weekly' THEN CAST(CURDATE() - INTERVAL WEEKDAY(CURDATE()) DAY AS DATETIME) \
+       ELSE CAST(CURDATE() - INTERVAL (DAYOFMONTH(CURDATE()) - 1) DAY AS DATETIME) END)";
+
+/// SQL condition: this row was last reset before its current period began.
 fn period_ended() -> diesel::expression::SqlLiteral<Bool> {
-    sql::<Bool>(
-        "(last_reset_at IS NULL OR last_reset_at <= CASE reset_period \
-           WHEN 'daily' THEN NOW() - INTERVAL 1 DAY \
-           WHEN 'weekly' THEN NOW() - INTERVAL 1 WEEK \
-           ELSE NOW() - INTERVAL 1 MONTH END)",
-    )
+    sql::<Bool>(&format!("(last_reset_at IS NULL OR last_reset_at < {PERIOD_START})"))
 }
 
 /// Sets (creates or replaces) a user's `monthly_videos` quota.
@@ -105,14 +112,14 @@ async fn lock_monthly_videos(
     conn: &mut PooledConnection<'_>,
     user_id: i64,
 ) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
-    // Lazy reset at the end of the period.
+    // Lazy reset, to the start of the current period.
     diesel::update(
         q::table
             .filter(q::user_id.eq(user_id))
             .filter(q::quota_type.eq(MONTHLY_VIDEOS))
             .filter(period_ended()),
     )
-    .set((q::used_quota.eq(0), q::last_reset_at.eq(sql("NOW()"))))
+    .set((q::used_quota.eq(0), q::last_reset_at.eq(sql(PERIOD_START))))
     .execute(conn)
     .await
     .context("resetting a quota")?;

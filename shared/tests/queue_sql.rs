@@ -683,8 +683,8 @@ async fn due_tasks_by_priority_until_queued() {
 }
 
 /// The `monthly_videos` quota: refusal names the quota when completed + in
-/// flight + new would exceed it; the first check after the period ended
-/// resets the count.
+/// flight + new would exceed it; the first check in a new calendar period
+/// resets the count, and records the period's start (no drift).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_refuses_over_the_limit_and_resets_after_the_period() {
     use shared::quotas::{check_monthly_videos, set_monthly_videos};
@@ -716,22 +716,44 @@ async fn quota_refuses_over_the_limit_and_resets_after_the_period() {
     assert!(shared::bad_input_reason(&err).is_some_and(|r| r.0.contains("1 used")), "{err:#}");
     assert_eq!(used_quota(&mut conn, o.user_id).await, 1, "no reset within the period");
 
-    // The period ended 10 days ago: the next check starts a new one.
+    // Reset in the last second of last month: this month is a new period.
+    let last_month = "CAST(CURDATE() - INTERVAL (DAYOFMONTH(CURDATE()) - 1) DAY AS DATETIME)";
     execute(
         &mut conn,
-        "UPDATE user_quotas SET last_reset_at = NOW() - INTERVAL 40 DAY, used_quota = 5",
+        &format!(
+            "UPDATE user_quotas SET last_reset_at = {last_month} - INTERVAL 1 SECOND, used_quota = 5"
+        ),
     )
     .await;
     check_monthly_videos(&mut conn, o.user_id, "quota-user", 1)
         .await
         .expect("reset: 0 + 2 + 1 <= 3");
     assert_eq!(used_quota(&mut conn, o.user_id).await, 0, "used_quota reset");
-    let fresh = count(
-        &mut conn,
-        "SELECT COUNT(*) AS n FROM user_quotas WHERE last_reset_at > NOW() - INTERVAL 1 MINUTE",
-    )
-    .await;
-    assert_eq!(fresh, 1, "last_reset_at restarted");
+    let at_start =
+        format!("SELECT COUNT(*) AS n FROM user_quotas WHERE last_reset_at = {last_month}");
+    assert_eq!(count(&mut conn, &at_start).await, 1, "last_reset_at is the month's first second");
+
+    // Used again within the month: no reset, even though the last one was
+    // (possibly) more than a day ago.
+    execute(&mut conn, "UPDATE user_quotas SET used_quota = 1").await;
+    check_monthly_videos(&mut conn, o.user_id, "quota-user", 1).await.unwrap_err();
+    assert_eq!(used_quota(&mut conn, o.user_id).await, 1, "same period, no reset");
+
+    // Daily and weekly periods start at midnight and on Monday.
+    for (period, start) in [
+        ("daily", "CAST(CURDATE() AS DATETIME)"),
+        ("weekly", "CAST(CURDATE() - INTERVAL WEEKDAY(CURDATE()) DAY AS DATETIME)"),
+    ] {
+        set_monthly_videos(&mut conn, o.user_id, 3, period).await.unwrap();
+        execute(
+            &mut conn,
+            &format!("UPDATE user_quotas SET last_reset_at = {start} - INTERVAL 1 SECOND"),
+        )
+        .await;
+        check_monthly_videos(&mut conn, o.user_id, "quota-user", 1).await.expect(period);
+        let sql = format!("SELECT COUNT(*) AS n FROM user_quotas WHERE last_reset_at = {start}");
+        assert_eq!(count(&mut conn, &sql).await, 1, "{period}: reset to the period's start");
+    }
 }
 
 /// Operators: cancel takes a pending and a running task out (the running
@@ -774,13 +796,17 @@ async fn cancel_and_retry() {
     assert!(claim_tasks(&mut conn, &both, "op-w#2", LONG_LEASE_MS).await.unwrap().is_empty());
     assert_eq!(cancel_tasks(&mut conn, &both).await.unwrap(), 0, "already cancelled");
 
-    assert_eq!(retry_tasks(&mut conn, &both).await.unwrap(), 2);
+    assert_eq!(retry_tasks(&mut conn, &both, false).await.unwrap(), 2);
     for id in [pending, running] {
         let r = row(&mut conn, id).await;
         assert_eq!((r.status(), r.retry_count, r.step()), (TaskStatus::Pending, 0, step::PENDING));
         assert!(r.error_message.is_none() && r.completed_at.is_none() && r.queued_at.is_none());
     }
-    assert_eq!(retry_tasks(&mut conn, &both).await.unwrap(), 0, "pending tasks are not retried");
+    assert_eq!(
+        retry_tasks(&mut conn, &both, false).await.unwrap(),
+        0,
+        "pending tasks are not retried"
+    );
 
     let again = claim_all(&mut conn, &["op-pending", "op-running"], "op-w#3", LONG_LEASE_MS).await;
     assert_eq!((again[0].attempts, again[1].attempts), (1, 2), "tokens keep growing");
@@ -821,4 +847,29 @@ async fn heartbeats_renew_only_unexpired_leases_of_exactly_this_worker() {
     .await;
     let held = renew_leases(&mut conn, &ids, "host_a:1:ab", LONG_LEASE_MS).await.unwrap();
     assert_eq!(held, vec![ids[0]], "only the unexpired lease of this very worker is renewed");
+}
+
+/// A retried video task is in flight again: it must fit the user's quota
+/// (nothing is retried when it does not), unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_respects_the_quota_unless_forced() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let o = owner(&mut conn, "shop-retry").await;
+    let video = |id: &str| NewTask { task_type: task_type::VIDEO_CLIP.into(), ..task(&o, id) };
+    create(&mut conn, &[video("rq-1"), video("rq-2")]).await;
+    let both = ["rq-1".to_string(), "rq-2".to_string()];
+    assert_eq!(cancel_tasks(&mut conn, &both).await.unwrap(), 2);
+    shared::quotas::set_monthly_videos(&mut conn, o.user_id, 1, "monthly").await.unwrap();
+
+    let err = retry_tasks(&mut conn, &both, false).await.unwrap_err();
+    let reason = shared::bad_input_reason(&err).expect("bad input").0.clone();
+    assert!(reason.contains("quota monthly_videos") && reason.contains("2 new > 1"), "{reason}");
+    for id in ["rq-1", "rq-2"] {
+        let status: i8 =
+            pt::table.filter(pt::task_id.eq(id)).select(pt::status).first(&mut conn).await.unwrap();
+        assert_eq!(status, TaskStatus::Cancelled.code(), "{id}: nothing retried");
+    }
+    assert_eq!(retry_tasks(&mut conn, &both[..1], false).await.unwrap(), 1, "one fits");
+    assert_eq!(retry_tasks(&mut conn, &both[1..], true).await.unwrap(), 1, "forced");
 }

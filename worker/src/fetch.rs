@@ -16,6 +16,7 @@ use apalis::prelude::*;
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::stream::BoxStream;
 use futures_util::{sink, stream, SinkExt, StreamExt};
+use shared::backoff::FailureBackoff;
 use shared::db::Pool;
 use shared::error::DatabaseFault;
 use shared::models::TaskStatus;
@@ -23,9 +24,10 @@ use shared::queue::{CachedStatus, Popper, Queue};
 use shared::tasks::ClaimedTask;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Longest a single BLMPOP waits before the fetcher looks around (idle
 /// check, shutdown).
@@ -41,10 +43,10 @@ pub struct FetchState {
     pub lease_millis: u64,
     pub concurrency: usize,
     pub exit_when_idle: bool,
-    /// Set when `exit_when_idle` and no task is pending, queued or running.
-    pub idle: AtomicBool,
-    /// Set at shutdown: claim nothing more.
-    pub stopping: AtomicBool,
+    /// Cancelled when `exit_when_idle` and no task is pending, queued or running.
+    pub idle: CancellationToken,
+    /// Cancelled at shutdown: claim nothing more.
+    pub stopping: CancellationToken,
     claims: AtomicU64,
 }
 
@@ -70,8 +72,8 @@ impl FetchState {
             lease_millis,
             concurrency,
             exit_when_idle,
-            idle: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
+            idle: CancellationToken::new(),
+            stopping: CancellationToken::new(),
             claims: AtomicU64::new(0),
         }
     }
@@ -192,41 +194,41 @@ fn fetcher(state: &mut Arc<FetchState>, _config: &(), worker: &WorkerContext) ->
     stream::unfold(VecDeque::<ClaimedTask>::new(), move |mut buffer| {
         let (state, worker) = (state.clone(), worker.clone());
         async move {
-            let mut failures = 0u32;
+            let mut backoff = FailureBackoff::default();
             loop {
                 if let Some(task) = buffer.pop_front() {
                     let id = TaskId::String(task.task_id.clone());
                     return Some((Ok(Some(TaskBuilder::new(task).task_id(id).build())), buffer));
                 }
-                if state.stopping.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                if state.stopping.is_cancelled() {
+                    // Shutting down: hand out nothing more; apalis stops polling.
+                    std::future::pending::<()>().await;
                 }
                 // Polled only when a slot is free: take no more than the free slots.
                 let free = state.concurrency.saturating_sub(worker.task_count()).max(1);
                 match state.fetch(free).await {
                     Ok(batch) if !batch.is_empty() => {
-                        failures = 0;
+                        backoff.succeeded();
                         buffer.extend(batch);
                     }
                     Ok(_) => {
-                        failures = 0;
+                        backoff.succeeded();
                         if state.exit_when_idle
                             && worker.task_count() == 0
                             && state.nothing_left().await
                         {
-                            state.idle.store(true, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            // main.rs stops the worker; until then, nothing to hand out.
+                            state.idle.cancel();
+                            state.stopping.cancelled().await;
                         }
                     }
                     Err(e) => {
-                        failures += 1;
-                        let backoff = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                        let (failures, delay) = backoff.failed();
                         tracing::warn!(
-                            "fetch failed, retrying in {backoff:?}: {}",
+                            "fetch failed ({failures} in a row), retrying in {delay:?}: {}",
                             shared::one_line(&e)
                         );
-                        tokio::time::sleep(backoff).await;
+                        tokio::time::sleep(delay).await;
                     }
                 }
             }

@@ -28,13 +28,25 @@ pub struct HeldTasks {
     inner: Mutex<HashMap<String, Held>>,
 }
 
+impl Held {
+    /// Marks this run's outcome as handed to the finisher.
+    pub fn mark_finishing(&self) {
+        self.finishing.store(true, Ordering::SeqCst);
+    }
+}
+
 impl HeldTasks {
-    /// Records a newly claimed task; returns its cancel flag.
+    /// Records a newly claimed task; returns its cancel flag. If this
+    /// process still held an earlier claim of the same task (its lease was
+    /// reaped while the run stalled, and this process claimed it again), that
+    /// run is cancelled: its lease is gone and its outcome would be refused.
     pub fn insert(&self, task_id: &str, lease: Lease) -> Cancel {
         let cancel = Cancel::new();
         let held =
             Held { lease, cancel: cancel.clone(), finishing: Arc::new(AtomicBool::new(false)) };
-        self.inner.lock().unwrap().insert(task_id.to_string(), held);
+        if let Some(earlier) = self.inner.lock().unwrap().insert(task_id.to_string(), held) {
+            earlier.cancel.cancel();
+        }
         cancel
     }
 
@@ -48,10 +60,12 @@ impl HeldTasks {
         self.inner.lock().unwrap().get(task_id).cloned()
     }
 
-    /// Marks a task's outcome as handed to the finisher.
-    pub fn mark_finishing(&self, task_id: &str) {
-        if let Some(held) = self.inner.lock().unwrap().get(task_id) {
-            held.finishing.store(true, Ordering::SeqCst);
+    /// Forgets this claim of a task once its outcome is settled; a newer
+    /// claim of the same task (see [`HeldTasks::insert`]) is kept.
+    pub fn remove_claim(&self, task_id: &str, lease: &Lease) {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.get(task_id).is_some_and(|held| held.lease == *lease) {
+            inner.remove(task_id);
         }
     }
 
@@ -96,5 +110,39 @@ impl HeldTasks {
     /// True when no task is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(owner: &str, token: i32) -> Lease {
+        Lease { id: 7, owner: owner.to_string(), token }
+    }
+
+    #[test]
+    fn a_second_claim_cancels_the_first_run_and_outlives_its_removal() {
+        let held = HeldTasks::default();
+        let first = held.insert("t7", lease("w#1", 1));
+        let second = held.insert("t7", lease("w#2", 2));
+        assert!(first.is_cancelled(), "the earlier run's lease is gone: it must stop");
+        assert!(!second.is_cancelled());
+        // The first run ends and forgets its claim: the second stays held.
+        held.remove_claim("t7", &lease("w#1", 1));
+        assert_eq!(held.get("t7").map(|h| h.lease), Some(lease("w#2", 2)));
+        held.remove_claim("t7", &lease("w#2", 2));
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn lost_leases_are_cancelled_unless_finishing() {
+        let held = HeldTasks::default();
+        let a = held.insert("a", Lease { id: 1, owner: "w#1".into(), token: 1 });
+        let b = held.insert("b", Lease { id: 2, owner: "w#1".into(), token: 1 });
+        held.get("b").unwrap().mark_finishing();
+        assert_eq!(held.cancel_lost(&[1, 2], &[]), 1);
+        assert!(a.is_cancelled());
+        assert!(!b.is_cancelled(), "an outcome already with the finisher is not stopped");
     }
 }

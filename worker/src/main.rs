@@ -16,7 +16,6 @@ use shared::shutdown::Shutdown;
 use shared::tasks::{ClaimedTask, Outcome};
 use std::convert::Infallible;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -159,7 +158,7 @@ async fn run_and_finish(task: ClaimedTask, held: worker::held::Held, state: &Wor
     if let Outcome::Failed { reason, retryable } = &outcome {
         tracing::warn!(task_id = %task.task_id, retryable, "task failed: {reason}");
     }
-    state.held.mark_finishing(&task.task_id);
+    held.mark_finishing();
     match state.finisher.finish(&task.task_id, held.lease.clone(), outcome).await {
         Ok(finished) => {
             tracing::debug!(task_id = %task.task_id, ?finished, "task finished");
@@ -179,7 +178,7 @@ async fn run_and_finish(task: ClaimedTask, held: worker::held::Held, state: &Wor
             jobs::discard_attempt(&task, &state.services).await;
         }
     }
-    state.held.remove(&task.task_id);
+    state.held.remove_claim(&task.task_id, &held.lease);
 }
 
 /// apalis acknowledgement: a run that panicked (caught by `catch_panic`)
@@ -264,17 +263,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let fetch_state = fetch_state.clone();
         let trigger = trigger.clone();
         async move {
-            loop {
-                if fetch_state.idle.load(Ordering::SeqCst) {
+            tokio::select! {
+                _ = fetch_state.idle.cancelled() => {
                     tracing::info!("no task pending, queued or running: exiting");
                     trigger.trigger();
-                    break;
                 }
-                if shutdown.sleep(Duration::from_millis(100)).await {
-                    break;
-                }
+                _ = shutdown.wait() => {}
             }
-            fetch_state.stopping.store(true, Ordering::SeqCst);
+            fetch_state.stopping.cancel();
             Ok(())
         }
     };

@@ -64,27 +64,53 @@ pub async fn cancel_tasks(
 }
 
 /// Makes the failed or cancelled tasks among `task_ids` pending again with
-/// a fresh retry budget; returns how many.
+/// a fresh retry budget; returns how many. A retried video task is in
+/// flight again, so it must fit its user's `monthly_videos` quota like a new
+/// one: unless `force`, a user whose retried tasks would exceed it gets
+/// [`crate::BadInput`] naming the quota and nothing is retried. One
+/// transaction: the quota rows stay locked until the tasks are pending.
 pub async fn retry_tasks(
     conn: &mut PooledConnection<'_>,
     task_ids: &[String],
+    force: bool,
 ) -> anyhow::Result<usize> {
-    diesel::update(
-        pt::table
-            .filter(pt::task_id.eq_any(task_ids))
-            .filter(pt::status.eq_any([TaskStatus::Failed.code(), TaskStatus::Cancelled.code()])),
-    )
-    .set((
-        pt::status.eq(TaskStatus::Pending.code()),
-        pt::queued_at.eq(None::<NaiveDateTime>),
-        pt::next_attempt_at.eq(now3()),
-        pt::retry_count.eq(0),
-        pt::progress.eq(0),
-        pt::current_step.eq(step::PENDING),
-        pt::error_message.eq(None::<String>),
-        pt::completed_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
+    let task_ids = task_ids.to_vec();
+    conn.transaction(async move |conn| -> anyhow::Result<usize> {
+        let retryable = [TaskStatus::Failed.code(), TaskStatus::Cancelled.code()];
+        if !force {
+            let owners: Vec<(i64, String)> = pt::table
+                .inner_join(crate::schema::users::table)
+                .filter(pt::task_id.eq_any(&task_ids))
+                .filter(pt::status.eq_any(retryable))
+                .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
+                .select((pt::user_id, crate::schema::users::username))
+                .load(conn)
+                .await
+                .context("finding the owners of the video tasks to retry")?;
+            let mut per_user = std::collections::BTreeMap::<(i64, String), i64>::new();
+            for owner in owners {
+                *per_user.entry(owner).or_default() += 1;
+            }
+            for ((user_id, username), n) in per_user {
+                crate::quotas::check_monthly_videos(conn, user_id, &username, n).await?;
+            }
+        }
+        diesel::update(
+            pt::table.filter(pt::task_id.eq_any(&task_ids)).filter(pt::status.eq_any(retryable)),
+        )
+        .set((
+            pt::status.eq(TaskStatus::Pending.code()),
+            pt::queued_at.eq(None::<NaiveDateTime>),
+            pt::next_attempt_at.eq(now3()),
+            pt::retry_count.eq(0),
+            pt::progress.eq(0),
+            pt::current_step.eq(step::PENDING),
+            pt::error_message.eq(None::<String>),
+            pt::completed_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .await
+        .context("retrying tasks")
+    })
     .await
-    .context("retrying tasks")
 }

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::run::ffprobe;
+use shared::probe::parse_rate;
+
+use super::run::{as_media_error, ffprobe};
 use super::MediaError;
 
 /// What the pipeline needs to know about a source file, from one ffprobe run
@@ -98,68 +99,55 @@ impl SourceInfo {
 /// Probes `input` with ffprobe. Fails with [`MediaError::NoVideoStream`] when
 /// there is no video stream, since every pipeline step needs one.
 pub async fn source_info(input: &Path) -> anyhow::Result<SourceInfo> {
-    let out = ffprobe([
-        "-show_format".as_ref(),
-        "-show_streams".as_ref(),
-        "-of".as_ref(),
-        "json".as_ref(),
-        input.as_os_str(),
-    ])
-    .await
-    .with_context(|| format!("probing {}", input.display()))?;
-    let json: Value = serde_json::from_str(&out).context("parsing ffprobe json")?;
-    let format = &json["format"];
-    let streams = json["streams"].as_array().cloned().unwrap_or_default();
-    let video = streams
-        .iter()
-        .find(|s| {
-            s["codec_type"] == "video" && s["disposition"]["attached_pic"].as_i64() != Some(1)
-        })
-        .ok_or_else(|| MediaError::NoVideoStream(input.to_path_buf()))?;
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    let json = shared::probe::probe_json(input).await.map_err(as_media_error);
+    let json = json.with_context(|| format!("probing {}", input.display()))?;
+    let format = json.format.clone().unwrap_or_default();
+    let video = json.video().ok_or_else(|| MediaError::NoVideoStream(input.to_path_buf()))?;
+    let audio = json.audio();
 
-    let avg_frame_rate = str_of(&video["avg_frame_rate"]).unwrap_or_default();
-    let r_frame_rate = str_of(&video["r_frame_rate"]).unwrap_or_default();
-    let avg_fps = parse_ratio(&avg_frame_rate).unwrap_or(0.0);
-    let r_fps = parse_ratio(&r_frame_rate).unwrap_or(0.0);
-    let size_bytes = match num_of(&format["size"]) {
+    let avg_frame_rate = video.avg_frame_rate.clone().unwrap_or_default();
+    let r_frame_rate = video.r_frame_rate.clone().unwrap_or_default();
+    let avg_fps = parse_rate(&avg_frame_rate).unwrap_or(0.0);
+    let r_fps = parse_rate(&r_frame_rate).unwrap_or(0.0);
+    let size_bytes = match format.size {
         Some(s) => s as u64,
         None => tokio::fs::metadata(input).await.map(|m| m.len()).unwrap_or(0),
     };
+    let whole = |v: Option<f64>| v.map(|v| v as u64);
 
     let mut info = SourceInfo {
-        container: str_of(&format["format_name"]).unwrap_or_default(),
-        duration: num_of(&format["duration"]).or_else(|| num_of(&video["duration"])).unwrap_or(0.0),
-        start_time: num_of(&format["start_time"]).unwrap_or(0.0),
+        container: format.format_name.clone().unwrap_or_default(),
+        duration: format.duration.or(video.duration).unwrap_or(0.0),
+        start_time: format.start_time.unwrap_or(0.0),
         size_bytes,
-        bit_rate: num_of(&format["bit_rate"]).map(|v| v as u64),
-        video_stream_index: video["index"].as_u64().unwrap_or(0) as u32,
-        video_codec: str_of(&video["codec_name"]).unwrap_or_default(),
-        video_profile: str_of(&video["profile"]),
-        video_level: video["level"].as_i64(),
-        pix_fmt: str_of(&video["pix_fmt"]).unwrap_or_default(),
-        width: video["width"].as_u64().unwrap_or(0) as u32,
-        height: video["height"].as_u64().unwrap_or(0) as u32,
-        sample_aspect_ratio: str_of(&video["sample_aspect_ratio"]),
-        rotation: rotation_of(video),
+        bit_rate: whole(format.bit_rate),
+        video_stream_index: video.index.unwrap_or(0.0) as u32,
+        video_codec: video.codec_name.clone().unwrap_or_default(),
+        video_profile: video.profile.clone(),
+        video_level: video.level.map(|l| l as i64),
+        pix_fmt: video.pix_fmt.clone().unwrap_or_default(),
+        width: video.width.unwrap_or(0.0) as u32,
+        height: video.height.unwrap_or(0.0) as u32,
+        sample_aspect_ratio: video.sample_aspect_ratio.clone(),
+        rotation: video.rotation(),
         avg_fps,
         r_fps,
         avg_frame_rate,
         r_frame_rate,
-        video_time_base: str_of(&video["time_base"]).unwrap_or_default(),
-        has_b_frames: video["has_b_frames"].as_u64().unwrap_or(0) as u32,
-        field_order: str_of(&video["field_order"]),
-        video_bit_rate: num_of(&video["bit_rate"]).map(|v| v as u64),
-        video_frames: num_of(&video["nb_frames"]).map(|v| v as u64),
-        video_duration: num_of(&video["duration"]),
+        video_time_base: video.time_base.clone().unwrap_or_default(),
+        has_b_frames: video.has_b_frames.unwrap_or(0.0) as u32,
+        field_order: video.field_order.clone(),
+        video_bit_rate: whole(video.bit_rate),
+        video_frames: whole(video.nb_frames),
+        video_duration: video.duration,
         is_vfr: false,
         has_audio: audio.is_some(),
-        audio_codec: audio.and_then(|a| str_of(&a["codec_name"])),
-        audio_sample_rate: audio.and_then(|a| num_of(&a["sample_rate"])).map(|v| v as u32),
-        audio_channels: audio.and_then(|a| a["channels"].as_u64()).map(|v| v as u32),
-        audio_bit_rate: audio.and_then(|a| num_of(&a["bit_rate"])).map(|v| v as u64),
-        audio_duration: audio.and_then(|a| num_of(&a["duration"])),
-        encoder_tag: str_of(&format["tags"]["encoder"]),
+        audio_codec: audio.and_then(|a| a.codec_name.clone()),
+        audio_sample_rate: audio.and_then(|a| a.sample_rate).map(|v| v as u32),
+        audio_channels: audio.and_then(|a| a.channels).map(|v| v as u32),
+        audio_bit_rate: audio.and_then(|a| whole(a.bit_rate)),
+        audio_duration: audio.and_then(|a| a.duration),
+        encoder_tag: format.tags.encoder.clone(),
     };
 
     // Rates disagree by more than 0.5 %: frames are not on one regular grid.
@@ -354,40 +342,4 @@ pub(crate) async fn scan_packets(
         return Err(MediaError::NoVideoStream(input.to_path_buf()).into());
     }
     Ok(scan)
-}
-
-fn str_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() && s != "N/A" && s != "unknown" => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn num_of(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// Parses `"30000/1001"` (or a plain number) into a float; `None` for 0/0.
-pub(crate) fn parse_ratio(s: &str) -> Option<f64> {
-    match s.split_once('/') {
-        Some((n, d)) => {
-            let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-            (d != 0.0 && n != 0.0).then_some(n / d)
-        }
-        None => s.parse().ok(),
-    }
-}
-
-fn rotation_of(stream: &Value) -> i32 {
-    let from_matrix = stream["side_data_list"].as_array().and_then(|l| {
-        l.iter().find_map(|sd| sd["rotation"].as_f64().or_else(|| num_of(&sd["rotation"])))
-    });
-    let from_tag = num_of(&stream["tags"]["rotate"]);
-    let r = from_matrix.or(from_tag).unwrap_or(0.0).round() as i32;
-    r.rem_euclid(360)
 }

@@ -1,5 +1,5 @@
 //! Running ffmpeg (through ffmpeg-sidecar, with progress and cancellation) and
-//! ffprobe (plain tokio process), plus temporary-path helpers.
+//! ffprobe (through the shared runner), plus temporary-path helpers.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use anyhow::Context;
 use ffmpeg_sidecar::child::FfmpegChild;
 use ffmpeg_sidecar::command::FfmpegCommand;
 use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
+
+use shared::probe::FfprobeFailed;
 
 use super::{Cancel, MediaError};
 
@@ -162,30 +164,23 @@ pub(crate) fn parse_clock(s: &str) -> Option<f64> {
     Some(if neg { -total } else { total })
 }
 
-/// Runs `ffprobe -v error <args>` and returns its stdout.
+/// Runs ffprobe through [`shared::probe::run_ffprobe`] (the workspace's one
+/// runner) and returns its stdout; a failed run becomes
+/// [`MediaError::ToolFailed`], which the job layer treats as a media problem.
 pub(crate) async fn ffprobe<I, S>(args: I) -> anyhow::Result<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-hide_banner"])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("cannot start ffprobe (is it installed and on PATH?)")?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(MediaError::ToolFailed {
-            tool: "ffprobe",
-            status: out.status.to_string(),
-            log: err.lines().rev().take(LOG_TAIL).collect::<Vec<_>>().join(" | "),
-        }
-        .into());
+    shared::probe::run_ffprobe(args).await.map_err(as_media_error)
+}
+
+/// [`FfprobeFailed`] as [`MediaError::ToolFailed`]; any other error unchanged.
+pub(crate) fn as_media_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<FfprobeFailed>() {
+        Ok(f) => MediaError::ToolFailed { tool: "ffprobe", status: f.status, log: f.log }.into(),
+        Err(e) => e,
     }
-    String::from_utf8(out.stdout).context("ffprobe output is not UTF-8")
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
