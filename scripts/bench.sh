@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers go to BENCHMARKS.md; never asserted in tests).
 #
-#   scripts/bench.sh [queue|backlog|pipeline|cut|all]   (default: all)
+#   scripts/bench.sh [queue|backlog|pipeline|cut|brand|all]   (default: all)
 #
 # queue     20000 no-op tasks, 1 scheduler, 2 workers x 64: tasks/s end to end,
 #           MySQL bookkeeping included (claim, result row, completion).
@@ -10,6 +10,8 @@
 # pipeline  the fixture videos through a worker: each step's share of the
 #           task, and the task's time over whisper's alone.
 # cut       a frame-exact smart cut against a full re-encode of a 1080p clip.
+# brand     what each template kind costs per clip second, against the plain
+#           smart cut (a 10 s clip of a fixture video).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
@@ -106,4 +108,9 @@ fi
 if [ "$what" = cut ] || [ "$what" = all ]; then
   echo "== cut: smart cut vs full re-encode (1080p, from the media tests)"
   cargo test --release --locked -p worker smart_cut_1080p_timing -- --nocapture 2>&1 | grep -iE "smart|re-?encode" | grep -v "^test " || true
+fi
+
+if [ "$what" = brand ] || [ "$what" = all ]; then
+  echo "== brand: template costs per clip second (zh-airfryer 2-12 s)"
+  "$bin/bench_brand" fixtures/videos/zh-airfryer.mp4 2 12
 fi

@@ -23,11 +23,33 @@ mkdir -p .local
 "$bin/enqueue" migrate
 "$bin/enqueue" user add demo --email demo@example.com >/dev/null 2>&1 || true
 
-echo "== enqueue the fixture videos"
+echo "== the demo shop's templates: an intro card, a watermark, captions"
+tpl=.local/demo-templates
+mkdir -p "$tpl"
+ffmpeg -v error -y -f lavfi -i "color=0x1E3A8A:s=640x360:r=25:d=1.5" \
+  -f lavfi -i "sine=f=523:r=44100:d=1.5" \
+  -vf "drawtext=font='Noto Sans CJK SC':text='DEMO SHOP 演示店':fontsize=44:fontcolor=white:x=(w-tw)/2:y=(h-th)/2" \
+  -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest "$tpl/intro.mp4"
+ffmpeg -v error -y -f lavfi -i "color=0xF59E0B:s=120x40" \
+  -vf "drawtext=font='Noto Sans CJK SC':text='DEMO':fontsize=28:fontcolor=black:x=(w-tw)/2:y=(h-th)/2" \
+  -frames:v 1 "$tpl/watermark.png"
+template_id() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$1"; }
+intro=$(template_id "$("$bin/enqueue" template add "$tpl/intro.mp4" --type intro --name "Demo intro" --user demo --json)")
+mark=$(template_id "$("$bin/enqueue" template add "$tpl/watermark.png" --type watermark --name "Demo logo" --user demo \
+  --config '{"position": "top-right", "margin": 16, "scale": 0.18, "opacity": 0.9}' --json)")
+subs=$(template_id "$("$bin/enqueue" template add --type captions --name "Demo captions" --user demo \
+  --config '{"size": 26, "colour": "#FFFFFF", "outline": 2, "position": "bottom"}' --json)")
+echo "intro $intro, watermark $mark, captions $subs"
+
+echo "== enqueue the fixture videos (zh-airfryer with the templates)"
 tasks=()
 for f in zh-airfryer zh-shampoo zh-sneakers en-water-bottle en-desk-lamp; do
   case "$f" in zh-*) lang=zh ;; *) lang=en ;; esac
-  line=$("$bin/enqueue" video "fixtures/videos/$f.mp4" --user demo --priority 2 --config "{\"language\":\"$lang\"}" --json)
+  templates=""
+  if [ "$f" = zh-airfryer ]; then
+    templates=",\"templates\":{\"intro\":$intro,\"watermark\":$mark,\"captions\":$subs}"
+  fi
+  line=$("$bin/enqueue" video "fixtures/videos/$f.mp4" --user demo --priority 2 --config "{\"language\":\"$lang\"$templates}" --json)
   id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["task_id"])' "$line")
   echo "$f -> task $id"
   tasks+=("$id")
@@ -47,7 +69,15 @@ for id in "${tasks[@]}"; do
   "$bin/enqueue" segments "$id"
 done
 echo
-echo "(clips and thumbnails are under ${STORAGE_URL#file://})"
+echo "== templated clips of task ${tasks[0]} (intro + clip with watermark and captions)"
+"$bin/enqueue" segments "${tasks[0]}" --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    s = json.loads(line)
+    print(s["segment_id"], s["selling_point_type"], s["file_path"].rsplit(".", 1)[0] + ".templated.mp4")
+'
+echo
+echo "(clips, subtitles, templated clips and thumbnails are under ${STORAGE_URL#file://})"
 
 echo
 echo "== 20000 no-op tasks through the same queue: 1 scheduler, 2 workers x 64"

@@ -228,6 +228,14 @@ check "redis-cli" redis-tools redis-cli --version
 check "espeak-ng speaks" espeak-ng espeak-ng -v en-us -w "$tmp/hi.wav" "hello"
 check "sox" sox sox -R -n -r 16000 -c 1 -b 16 "$tmp/silence.wav" trim 0 0.1
 
+# --- captions: a CJK font that libass finds, burned in by ffmpeg -------------
+check "CJK font (Noto Sans CJK SC)" fonts-noto-cjk \
+  sh -c 'fc-match -f "%{family}" "Noto Sans CJK SC" | grep -q "Noto Sans CJK"'
+printf '1\n00:00:00,000 --> 00:00:01,000\n好\n' >"$tmp/cjk.srt"
+check "ffmpeg burns captions (libass)" ffmpeg \
+  ffmpeg -v error -f lavfi -i color=black:s=64x64:d=0.2 \
+  -vf "subtitles=$tmp/cjk.srt:force_style=FontName=Noto Sans CJK SC" -frames:v 1 -f null -
+
 # --- openssl (enqueue-cli/tests/tls.rs makes a throwaway CA with it) ---------
 check "openssl makes a key" openssl openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key.pem"
 

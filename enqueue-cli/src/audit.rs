@@ -40,6 +40,12 @@ impl Audit {
                 ("cancel", "processing_task", Some(ids.task_ids.join(",")), None)
             }
             Command::Gc(args) if !args.dry_run => ("gc", "storage", None, None),
+            Command::Template { command: crate::template::TemplateCommand::Add(args) } => {
+                ("template add", "template", None, args.user.clone())
+            }
+            Command::Template {
+                command: crate::template::TemplateCommand::Disable { template },
+            } => ("template disable", "template", Some(template.clone()), None),
             Command::Retry(args) => (
                 "retry",
                 "processing_task",

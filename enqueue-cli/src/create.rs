@@ -259,12 +259,17 @@ pub async fn video(settings: &Settings, out: &Output, args: VideoArgs) -> anyhow
                 };
                 let video_id =
                     shared::videos::insert_video(conn, &new_video(user.id, file, key)).await?;
+                let info = &file.checked.info;
+                let frame = info.width.zip(info.height);
+                let config =
+                    shared::templates::choose_for_task(conn, user.id, config.clone(), frame)
+                        .await?;
                 let task = NewTask {
                     task_id: new_task_id(),
                     user_id: user.id,
                     video_id,
                     task_type: task_type::VIDEO_CLIP.into(),
-                    config: config.clone(),
+                    config,
                     priority: options.priority,
                     max_retries: options.max_retries,
                 };
@@ -341,6 +346,9 @@ pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::
     let video = shared::videos::find_video(&mut conn, args.video_id)
         .await?
         .ok_or_else(|| BadInput::new(format!("no video with id {}", args.video_id)))?;
+    let frame = video.width.zip(video.height);
+    let config =
+        shared::templates::choose_for_task(&mut conn, video.user_id, config, frame).await?;
     let task = NewTask {
         task_id: new_task_id(),
         user_id: video.user_id,

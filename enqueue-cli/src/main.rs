@@ -13,6 +13,7 @@ mod gc;
 mod inspect;
 mod listing;
 mod table;
+mod template;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: admin::UserCommand,
+    },
+    /// Templates clips are branded with: add, list, show, disable
+    Template {
+        #[command(subcommand)]
+        command: template::TemplateCommand,
     },
     /// Manage user quotas (monthly_videos)
     Quota {
@@ -137,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => admin::migrate(&cli.settings, &out).await,
         Command::User { command } => admin::user(&cli.settings, &out, command).await,
         Command::Quota { command } => admin::quota(&cli.settings, &out, command).await,
+        Command::Template { command } => template::template(&cli.settings, &out, command).await,
         Command::Video(args) => create::video(&cli.settings, &out, args).await,
         Command::Task(args) => create::task(&cli.settings, &out, args).await,
         Command::Noop(args) => create::noop(&cli.settings, &out, args).await,

@@ -50,6 +50,42 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.len() as f64
 }
 
+/// A clip's SRT and WebVTT files: the same cues, each starting and ending
+/// within 50 ms of a word's start and end (timed to the clip), inside it.
+fn check_subtitles(env: &TestEnv, clip: &Value, words: &[(f64, f64)], name: &str) {
+    let clip_key = clip["file_path"].as_str().unwrap();
+    let stem = clip_key.rsplit_once('.').unwrap().0;
+    let srt = std::fs::read_to_string(env.storage.join(format!("{stem}.srt"))).unwrap();
+    let vtt = std::fs::read_to_string(env.storage.join(format!("{stem}.vtt"))).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n\n"), "{name}: {vtt}");
+    let seconds = |t: &str| -> f64 {
+        let t = t.trim().replace(',', ".");
+        let parts: Vec<f64> = t.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    let times = |text: &str| -> Vec<(f64, f64)> {
+        (text.lines().filter_map(|l| l.split_once(" --> ")))
+            .map(|(a, b)| (seconds(a), seconds(b)))
+            .collect()
+    };
+    let (srt_cues, vtt_cues) = (times(&srt), times(&vtt));
+    assert!(!srt_cues.is_empty(), "{name}: a clip of speech has subtitles");
+    assert_eq!(srt_cues, vtt_cues, "{name}: SRT and WebVTT agree");
+    let (clip_start, clip_end) =
+        (clip["start_time"].as_f64().unwrap(), clip["end_time"].as_f64().unwrap());
+    for (a, b) in srt_cues {
+        assert!(0.0 <= a && a < b && b <= clip_end - clip_start + 1e-3, "{name}: cue {a}-{b}");
+        let near = |t: f64, pick: fn(&(f64, f64)) -> f64| {
+            words.iter().any(|w| ((pick(w) - clip_start).max(0.0) - t).abs() <= 0.05)
+        };
+        assert!(near(a, |w| w.0), "{name}: cue start {a} is no word's start");
+        assert!(
+            near(b, |w| w.1) || (b - (clip_end - clip_start)).abs() <= 0.05,
+            "{name}: cue end {b}"
+        );
+    }
+}
+
 #[test]
 fn fixture_videos_become_selling_point_clips() {
     let env = TestEnv::new();
@@ -125,9 +161,15 @@ fn fixture_videos_become_selling_point_clips() {
                 "{name}: no {kind} clip within 1 s of {start:.2}-{end:.2}; clips: {clips:?}"
             );
         }
+        let words: Value = serde_json::from_str(&env.sql(&format!("SELECT result_data FROM processing_results WHERE task_id = {id} AND result_type = 'transcript'"))[0][0]).unwrap();
+        let words: Vec<(f64, f64)> = (words["words"].as_array().expect("word timings"))
+            .iter()
+            .map(|w| (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()))
+            .collect();
         for clip in &clips {
             let (start, end) =
                 (clip["start_time"].as_f64().unwrap(), clip["end_time"].as_f64().unwrap());
+            check_subtitles(&env, clip, &words, name);
             let path = env.storage.join(clip["file_path"].as_str().unwrap());
             let frame_time = 1.0 / 25.0;
             let duration: f64 = probe(&path, "v:0", "stream=duration").parse().unwrap();

@@ -12,8 +12,9 @@
 
 # Needed at run time, for the tests and to build (cmake and libclang-dev for
 # whisper-rs-sys; espeak-ng and sox to make the fixture videos; openssl for
-# the TLS tests' throwaway certificate authority).  The one list.
-PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl)
+# the TLS tests' throwaway certificate authority; fonts-noto-cjk for captions
+# burned into clips, Mandarin included).  The one list.
+PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl fonts-noto-cjk)
 
 # package_installed PKG: true if dpkg has PKG installed ("install ok
 # installed"; "hold ok installed" is installed too, just pinned).  A package

@@ -65,6 +65,11 @@ pub struct VideoClipConfig {
     /// detail by the detector, which owns their schema).
     #[serde(default)]
     pub selling_points: Option<serde_json::Value>,
+    /// Templates for the clips (intro, outro, watermark, captions): ids or
+    /// `template_id`s; resolved to ids and checked at enqueue
+    /// (`crate::templates::choose_for_task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<crate::templates::TemplateChoice>,
 }
 
 impl JobKind for VideoClip {

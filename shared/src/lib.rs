@@ -24,6 +24,7 @@ pub mod schema;
 pub mod shutdown;
 pub mod storage;
 pub mod tasks;
+pub mod templates;
 pub mod tls;
 pub mod user_configs;
 pub mod users;

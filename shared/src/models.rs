@@ -142,6 +142,9 @@ pub struct Video {
     pub status: i8,
     /// Seconds, as probed at upload (sizes the worker's step deadlines).
     pub duration: Option<BigDecimal>,
+    /// Frame size as probed at upload (a watermark must fit it).
+    pub width: Option<i32>,
+    pub height: Option<i32>,
 }
 
 /// A `processing_tasks` row about to be created (status pending).

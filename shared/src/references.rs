@@ -34,7 +34,11 @@ pub async fn referenced_keys(conn: &mut PooledConnection<'_>) -> anyhow::Result<
         .await
         .context("reading segments' files")?;
     for (file, thumb) in segment_rows {
-        keys.extend(file);
+        if let Some(file) = file {
+            keys.extend(subtitle_keys(&file));
+            keys.insert(templated_key(&file));
+            keys.insert(file);
+        }
         keys.extend(thumb);
     }
     let result_files: Vec<Option<String>> = processing_results::table
@@ -85,4 +89,38 @@ pub async fn running_attempt_prefixes(
 /// removed without touching a committed one's.
 pub fn attempt_prefix(user_id: i64, task_id: &str, attempts: i32) -> String {
     format!("clips/{user_id}/{task_id}/attempt-{attempts}")
+}
+
+/// The storage keys of a clip's subtitle files, `{clip stem}.srt` and
+/// `{clip stem}.vtt`, beside the clip: derived from `video_segments.file_path`
+/// (the seed has no column for them), by the worker that writes them, the
+/// packager that ships them and `gc` that keeps them.
+pub fn subtitle_keys(clip_key: &str) -> [String; 2] {
+    let name_start = clip_key.rfind('/').map_or(0, |i| i + 1);
+    let stem = match clip_key[name_start..].rfind('.') {
+        Some(dot) => &clip_key[..name_start + dot],
+        None => clip_key,
+    };
+    [format!("{stem}.srt"), format!("{stem}.vtt")]
+}
+
+/// The storage key of a clip's branded copy (intro, outro, watermark,
+/// captions applied): `{clip stem}.templated.mp4`, beside the clip.
+pub fn templated_key(clip_key: &str) -> String {
+    let [srt, _] = subtitle_keys(clip_key);
+    format!("{}.templated.mp4", srt.trim_end_matches(".srt"))
+}
+
+#[cfg(test)]
+mod subtitle_key_tests {
+    use super::subtitle_keys;
+
+    #[test]
+    fn beside_the_clip_with_its_stem() {
+        assert_eq!(
+            subtitle_keys("clips/1/t/attempt-1/s.mp4"),
+            ["clips/1/t/attempt-1/s.srt", "clips/1/t/attempt-1/s.vtt"]
+        );
+        assert_eq!(subtitle_keys("clips/a.b/s"), ["clips/a.b/s.srt", "clips/a.b/s.vtt"]);
+    }
 }

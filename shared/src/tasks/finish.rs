@@ -26,6 +26,9 @@ pub struct Completion {
     pub video: Option<(i64, VideoMetadata)>,
     /// The user whose `monthly_videos` quota this completion counts against.
     pub quota_user: Option<i64>,
+    /// `(templates.id, uses)`: templates applied to this task's clips, for
+    /// `usage_count` (counted once, with the completion).
+    pub template_uses: Vec<(i64, i32)>,
 }
 
 impl Outcome {
@@ -111,6 +114,7 @@ pub async fn finish_tasks(
         let mut segments = Vec::new();
         let mut video_updates = Vec::new();
         let mut quota_users = Vec::new();
+        let mut template_uses = Vec::new();
         let mut failed_videos = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
@@ -131,6 +135,7 @@ pub async fn finish_tasks(
                     segments.extend(completion.segments);
                     video_updates.extend(completion.video);
                     quota_users.extend(completion.quota_user);
+                    template_uses.extend(completion.template_uses);
                     report.push(Finished::Committed(TaskStatus::Completed));
                 }
                 Outcome::HandedBack => {
@@ -220,6 +225,7 @@ pub async fn finish_tasks(
                 .context("writing video_segments rows")?;
         }
         crate::quotas::count_completed(conn, &quota_users).await?;
+        crate::templates::count_usage(conn, &template_uses).await?;
         for (video_id, metadata) in &video_updates {
             diesel::update(videos::table.find(*video_id))
                 .set(metadata)

@@ -2,6 +2,7 @@
 //! task and its cancel flag and returns an [`Outcome`]; it never writes the
 //! task's status itself (the finisher commits the outcome under the lease).
 
+mod branding;
 mod noop;
 pub mod video_clip;
 

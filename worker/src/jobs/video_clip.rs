@@ -5,10 +5,12 @@
 //! this file only sequences them, reports progress, and sorts failures into
 //! permanent (the input is bad: fail at once) and transient (retry).
 
+use super::branding;
 use crate::cancel::Cancel;
 use crate::deadline::{self, run_step, StepLimits};
 use crate::pipeline::detect::{self, DetectionConfig, LexiconScorer, SellingPoint};
 use crate::pipeline::media::{self, CutRequest, MediaError};
+use crate::pipeline::subtitles::{self, CueRules};
 use crate::pipeline::transcribe::{TranscribeOptions, Transcriber};
 use crate::progress::Progress;
 use anyhow::Context;
@@ -251,6 +253,21 @@ async fn run_steps(
     // done by now, so the cores are free). Results keep the clips' order.
     let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 4);
     let (points, info_ref) = (&detection.selling_points, &info);
+    let words = detect::timed_words(&transcript);
+    let branding = match &task_config.templates {
+        Some(choice) => branding::load(choice, deps.pool, deps.storage, scratch).await?,
+        None => None,
+    };
+    let context = ClipContext {
+        task,
+        source: source_path,
+        info: info_ref,
+        words: &words,
+        ext,
+        scratch,
+        storage: deps.storage,
+        branding: branding.as_ref(),
+    };
     let (cut_clips, video_thumb) =
         run_step("cut_and_store", limits, media_seconds, cancel, |step| async move {
             // The video's own still (`videos.thumbnail_url`), from its first second.
@@ -263,16 +280,7 @@ async fn run_steps(
             for batch in points.chunks(parallel) {
                 let mut running = Vec::with_capacity(batch.len());
                 for point in batch {
-                    running.push(cut_one(
-                        task,
-                        point,
-                        source_path,
-                        info_ref,
-                        ext,
-                        scratch,
-                        &step,
-                        deps.storage,
-                    ));
+                    running.push(cut_one(&context, point, &step));
                 }
                 for cut in futures_util::future::join_all(running).await {
                     cut_clips.push(cut?);
@@ -285,7 +293,15 @@ async fn run_steps(
     let metadata = VideoMetadata { thumbnail_url: Some(video_thumb), ..metadata };
     let mut segments = Vec::new();
     let mut results = Vec::new();
-    for CutClip { point, segment_id, report, clip_key, clip_size, thumb_key } in cut_clips {
+    let branded = cut_clips.iter().filter(|c| c.templated.is_some()).count() as i32;
+    let template_uses: Vec<(i64, i32)> = match (&branding, branded) {
+        (Some(b), n) if n > 0 => b.template_ids.iter().map(|id| (*id, n)).collect(),
+        _ => Vec::new(),
+    };
+    for CutClip { point, segment_id, report, clip_key, clip_size, thumb_key, cues, templated } in
+        cut_clips
+    {
+        let [srt_key, vtt_key] = shared::references::subtitle_keys(&clip_key);
         segments.push(segment_row(
             task,
             point,
@@ -310,6 +326,8 @@ async fn run_steps(
                 "frames": report.frames,
                 "reencoded_frames": report.reencoded_frames,
                 "thumbnail": thumb_key,
+                "subtitles": { "srt": srt_key, "vtt": vtt_key, "cues": cues },
+                "templated": templated.map(|(key, size)| json!({ "file_path": key, "file_size": size })),
             }),
             Some(clip_key),
             Some(clip_size as i64),
@@ -325,6 +343,10 @@ async fn run_steps(
             "audio_seconds": audio_seconds,
             "segments": transcript.segments.iter().map(|s| json!({
                 "start": s.start, "end": s.end, "text": detect::to_simplified(&s.text),
+            })).collect::<Vec<_>>(),
+            // Word timings (what subtitles and captions are timed from).
+            "words": words.iter().filter(|w| w.is_word).map(|w| json!({
+                "text": w.text.trim(), "start": w.start, "end": w.end,
             })).collect::<Vec<_>>(),
         }),
         None,
@@ -347,6 +369,7 @@ async fn run_steps(
         segments,
         video: Some((task.video_id, metadata)),
         quota_user: Some(task.user_id),
+        template_uses,
     })
 }
 
@@ -358,33 +381,76 @@ struct CutClip<'a> {
     clip_key: String,
     clip_size: u64,
     thumb_key: String,
+    /// Subtitle cues stored beside the clip (SRT and WebVTT).
+    cues: usize,
+    /// The branded copy's storage key and size, with templates.
+    templated: Option<(String, u64)>,
 }
 
-/// Cuts one selling point frame-exactly, makes its thumbnail and stores both.
-#[allow(clippy::too_many_arguments)]
+/// What every clip of a task is cut with.
+struct ClipContext<'a> {
+    task: &'a ClaimedTask,
+    source: &'a Path,
+    info: &'a media::SourceInfo,
+    words: &'a [detect::TimedWord],
+    ext: &'a str,
+    scratch: &'a Path,
+    storage: &'a Storage,
+    branding: Option<&'a branding::Branding>,
+}
+
+/// Cuts one selling point frame-exactly, makes its thumbnail and subtitles
+/// (from the words, timed to the clip as cut) and, with templates, its
+/// branded copy, and stores them all.
 async fn cut_one<'a>(
-    task: &ClaimedTask,
+    cx: &ClipContext<'_>,
     point: &'a SellingPoint,
-    source: &Path,
-    info: &media::SourceInfo,
-    ext: &str,
-    scratch: &Path,
     cancel: &Cancel,
-    storage: &Storage,
 ) -> anyhow::Result<CutClip<'a>> {
     let segment_id = uuid_v7();
-    let clip = scratch.join(format!("{segment_id}.{ext}"));
-    let thumb = scratch.join(format!("{segment_id}.jpg"));
+    let clip = cx.scratch.join(format!("{segment_id}.{}", cx.ext));
+    let thumb = cx.scratch.join(format!("{segment_id}.jpg"));
     let request = CutRequest { start: point.start, end: point.end };
-    let report = media::cut_clip(source, &clip, &request, info, cancel, |_| {}).await?;
+    let report = media::cut_clip(cx.source, &clip, &request, cx.info, cancel, |_| {}).await?;
     let at = report.start + (report.duration / 2.0).min(1.0);
-    media::thumbnail(source, at, &thumb, cancel).await?;
-    let prefix = attempt_prefix(task);
-    let clip_key = format!("{prefix}/{segment_id}.{ext}");
+    media::thumbnail(cx.source, at, &thumb, cancel).await?;
+    let prefix = attempt_prefix(cx.task);
+    let clip_key = format!("{prefix}/{segment_id}.{}", cx.ext);
     let thumb_key = format!("{prefix}/{segment_id}.jpg");
-    let clip_size = storage.put_file(&clip, &clip_key).await?;
-    storage.put_file(&thumb, &thumb_key).await?;
-    Ok(CutClip { point, segment_id, report, clip_key, clip_size, thumb_key })
+    let clip_size = cx.storage.put_file(&clip, &clip_key).await?;
+    cx.storage.put_file(&thumb, &thumb_key).await?;
+    let cues = subtitles::clip_cues(cx.words, report.start, report.end, &CueRules::default());
+    let [srt_key, vtt_key] = shared::references::subtitle_keys(&clip_key);
+    for (key, text) in [(srt_key, subtitles::to_srt(&cues)), (vtt_key, subtitles::to_webvtt(&cues))]
+    {
+        let file = cx.scratch.join(key.rsplit('/').next().unwrap_or("subtitles"));
+        tokio::fs::write(&file, text)
+            .await
+            .with_context(|| format!("writing {}", file.display()))?;
+        cx.storage.put_file(&file, &key).await?;
+    }
+    let templated = match cx.branding {
+        Some(branding) => {
+            let output = cx.scratch.join(format!("{segment_id}.templated.mp4"));
+            let span = (report.start, report.end, report.duration);
+            let words = cx.words;
+            branding.apply(&clip, span, cx.info, words, &output, cx.scratch, cancel).await?;
+            let key = shared::references::templated_key(&clip_key);
+            let size = cx.storage.put_file(&output, &key).await?;
+            Some((key, size))
+        }
+        None => None,
+    };
+    Ok(CutClip {
+        point,
+        segment_id,
+        report,
+        clip_key,
+        clip_size,
+        thumb_key,
+        cues: cues.len(),
+        templated,
+    })
 }
 
 /// Where one attempt of a task stores its clips and thumbnails:

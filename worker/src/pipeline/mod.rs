@@ -3,10 +3,12 @@
 //!
 //! - [`media`]: probe, 16 kHz audio, frame-exact clip cuts, thumbnails (ffmpeg);
 //! - [`transcribe`]: whisper.cpp speech to timed text;
-//! - [`detect`]: sentences, selling-point scores, clip boundaries.
+//! - [`detect`]: sentences, selling-point scores, clip boundaries;
+//! - [`subtitles`]: SRT and WebVTT cues for a clip from the word timings.
 //!
 //! `crate::jobs::video_clip` sequences them.
 
 pub mod detect;
 pub mod media;
+pub mod subtitles;
 pub mod transcribe;

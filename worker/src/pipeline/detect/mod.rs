@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{DetectionConfig, Lexicon, ShortClipPolicy, TypeValues};
 pub use eval::{evaluate, evaluate_with_iou, temporal_iou, EvalCounts, DEFAULT_EVAL_IOU};
 pub use score::LexiconScorer;
-pub use split::split_sentences;
+pub use split::{split_sentences, timed_words, TimedWord};
 pub use text::to_simplified;
 
 /// One whisper token with its time span in seconds. Its text may be a lossily

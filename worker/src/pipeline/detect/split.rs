@@ -158,6 +158,34 @@ fn interpolate(seg: &TranscriptSegment) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
+/// One timed piece of a transcript as a person reads it: a CJK character,
+/// a Latin word with its leading space, or punctuation; times in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedWord {
+    /// Text as shown (Chinese in Simplified characters).
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
+    /// Carries letters or characters (not only punctuation).
+    pub is_word: bool,
+}
+
+/// The transcript's pieces in time order, with whisper's control tokens
+/// dropped, split characters repaired, times made monotonic and segments
+/// without token times interpolated: the same units sentences are cut
+/// from, for subtitles and captions.
+pub fn timed_words(t: &Transcript) -> Vec<TimedWord> {
+    let mut last_start = f64::NEG_INFINITY;
+    let mut words = Vec::new();
+    for u in t.segments.iter().flat_map(segment_units) {
+        let start = u.start.max(last_start);
+        last_start = start;
+        let text = super::text::to_simplified(&u.text);
+        words.push(TimedWord { text, start, end: u.end.max(start), is_word: u.word });
+    }
+    words
+}
+
 /// Last character of a unit ignoring trailing spaces and closing quotes.
 fn last_mark(text: &str) -> Option<char> {
     text.trim_end().trim_end_matches(is_closer).chars().last()

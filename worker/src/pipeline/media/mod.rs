@@ -56,6 +56,7 @@
 //! untouched ([`CutMethod::StreamCopy`]).
 
 mod audio;
+pub mod brand;
 mod cancel;
 mod cut;
 mod h264;
