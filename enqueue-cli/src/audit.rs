@@ -40,6 +40,18 @@ impl Audit {
                 ("cancel", "processing_task", Some(ids.task_ids.join(",")), None)
             }
             Command::Gc(args) if !args.dry_run => ("gc", "storage", None, None),
+            Command::Download(args) => (
+                "download",
+                "download_record",
+                args.task.as_ref().map(|t| format!("task {t}")),
+                args.user.clone(),
+            ),
+            Command::FetchDownload(args) => (
+                "fetch-download",
+                "download_record",
+                Some(shared::downloads::sign::redact_link(&args.link)),
+                None,
+            ),
             Command::Retry(args) => (
                 "retry",
                 "processing_task",
@@ -94,11 +106,12 @@ impl Audit {
     }
 }
 
-/// A command-line argument with any URL password replaced by `***`.
+/// A command-line argument with any URL password, and the signature of a
+/// download link, replaced by `***`.
 fn redact_arg(arg: &str) -> String {
     match arg.split_once('=') {
         Some((flag, value)) if flag.starts_with("--") => format!("{flag}={}", redact_url(value)),
-        _ => redact_url(arg),
+        _ => shared::downloads::sign::redact_link(&redact_url(arg)),
     }
 }
 

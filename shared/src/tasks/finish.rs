@@ -26,6 +26,8 @@ pub struct Completion {
     pub video: Option<(i64, VideoMetadata)>,
     /// The user whose `monthly_videos` quota this completion counts against.
     pub quota_user: Option<i64>,
+    /// A download package this completion makes ready (`download_package`).
+    pub download: Option<crate::downloads::DownloadReady>,
 }
 
 impl Outcome {
@@ -111,6 +113,7 @@ pub async fn finish_tasks(
         let mut segments = Vec::new();
         let mut video_updates = Vec::new();
         let mut quota_users = Vec::new();
+        let mut downloads = Vec::new();
         let mut failed_videos = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
@@ -131,6 +134,7 @@ pub async fn finish_tasks(
                     segments.extend(completion.segments);
                     video_updates.extend(completion.video);
                     quota_users.extend(completion.quota_user);
+                    downloads.extend(completion.download);
                     report.push(Finished::Committed(TaskStatus::Completed));
                 }
                 Outcome::HandedBack => {
@@ -226,6 +230,15 @@ pub async fn finish_tasks(
                 .execute(conn)
                 .await
                 .context("writing video metadata")?;
+        }
+        for ready in &downloads {
+            if !crate::downloads::mark_ready(conn, ready).await? {
+                tracing::warn!(
+                    download_id = %ready.download_id,
+                    "the download expired while its package was built: {} is left to enqueue gc",
+                    ready.file_path
+                );
+            }
         }
         if !failed_videos.is_empty() {
             diesel::update(videos::table.filter(videos::id.eq_any(&failed_videos)))

@@ -347,6 +347,7 @@ async fn run_steps(
         segments,
         video: Some((task.video_id, metadata)),
         quota_user: Some(task.user_id),
+        download: None,
     })
 }
 
