@@ -46,6 +46,18 @@ impl Audit {
             Command::Template {
                 command: crate::template::TemplateCommand::Disable { template },
             } => ("template disable", "template", Some(template.clone()), None),
+            Command::Download(args) => (
+                "download",
+                "download_record",
+                args.task.as_ref().map(|t| format!("task {t}")),
+                args.user.clone(),
+            ),
+            Command::FetchDownload(args) => (
+                "fetch-download",
+                "download_record",
+                Some(shared::downloads::sign::redact_link(&args.link)),
+                None,
+            ),
             Command::Retry(args) => (
                 "retry",
                 "processing_task",
@@ -100,11 +112,12 @@ impl Audit {
     }
 }
 
-/// A command-line argument with any URL password replaced by `***`.
+/// A command-line argument with any URL password, and the signature of a
+/// download link, replaced by `***`.
 fn redact_arg(arg: &str) -> String {
     match arg.split_once('=') {
         Some((flag, value)) if flag.starts_with("--") => format!("{flag}={}", redact_url(value)),
-        _ => redact_url(arg),
+        _ => shared::downloads::sign::redact_link(&redact_url(arg)),
     }
 }
 

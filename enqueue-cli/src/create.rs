@@ -149,7 +149,7 @@ async fn check_file(path: &Path) -> anyhow::Result<CheckedFile> {
 
 /// Writes the initial `task:status` of new tasks; the database already has
 /// them, so a Redis failure here is only a warning.
-async fn cache_pending(settings: &Settings, task_ids: &[String]) {
+pub(crate) async fn cache_pending(settings: &Settings, task_ids: &[String]) {
     let result = async {
         let queue = Queue::connect(&settings.redis_url).await?;
         for chunk in task_ids.chunks(10_000) {

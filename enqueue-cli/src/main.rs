@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod backfill;
 mod create;
+mod downloads;
 mod gc;
 mod inspect;
 mod listing;
@@ -77,6 +78,10 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Delete stored objects no row refers to (--dry-run lists them; --older-than 1h keeps recent ones)
     Gc(gc::GcArgs),
+    /// Package clips (segment ids, or --task) into a zip or tar with a manifest; prints its link once ready (--wait)
+    Download(downloads::DownloadArgs),
+    /// Copy a download package out by its link (signed link checked, expiry enforced) and count the download
+    FetchDownload(downloads::FetchDownloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +161,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => inspect::retry(&cli.settings, &out, args).await,
         Command::Watch(args) => watch::watch(&cli.settings, &out, args).await,
         Command::Gc(args) => gc::gc(&cli.settings, &out, args).await,
+        Command::Download(args) => downloads::download(&cli.settings, &out, args).await,
+        Command::FetchDownload(args) => downloads::fetch(&cli.settings, &out, args).await,
     }
 }
 

@@ -6,6 +6,7 @@
 //! never push the same row in the same tick, and a duplicate push (which
 //! can happen across ticks after a crash) is dropped by the workers' claim.
 
+mod expire;
 mod fill;
 mod tick;
 
@@ -28,6 +29,10 @@ struct Cli {
     /// Fewest task ids to keep waiting in Redis (more when workers consume faster)
     #[arg(long, env = "SCHEDULER_MIN_QUEUED", default_value_t = 2000)]
     min_queued: u64,
+    /// Every this many seconds, expire download packages past their
+    /// expires_at (status 2, package deleted); 0 turns the sweeper off
+    #[arg(long, env = "DOWNLOAD_SWEEP_SECONDS", default_value_t = 60)]
+    download_sweep_seconds: u64,
     /// Exit 0 once no task is pending, queued or running
     #[arg(long)]
     exit_when_idle: bool,
@@ -58,6 +63,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = shared::db::connect(cli.settings.require_database_url()?, 4).await?;
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
     let (shutdown, _trigger) = Shutdown::on_signals();
+    if cli.download_sweep_seconds > 0 {
+        let storage = shared::storage::Storage::from_url(&cli.settings.storage_url)?;
+        tokio::spawn(expire::run(
+            pool.clone(),
+            storage,
+            Duration::from_secs(cli.download_sweep_seconds),
+            shutdown.clone(),
+        ));
+    }
     let options = tick::Options {
         high_priority_threshold: cli.queue.high_priority_threshold,
         max_wait_seconds: cli.queue.max_wait_seconds,

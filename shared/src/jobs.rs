@@ -95,8 +95,66 @@ impl JobKind for VideoClip {
     }
 }
 
+/// `download_package`: build a download package (zip or tar of clips,
+/// thumbnails, subtitles and a manifest), store it, set its record ready
+/// with its link. Created by `enqueue download` with its
+/// `download_records` row, which holds the segments and the format.
+pub struct DownloadPackage;
+
+/// The `download_package` task's config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadPackageConfig {
+    /// `download_records.download_id` of the package to build.
+    pub download_id: String,
+    /// Package the templated clips instead of the plain ones.
+    #[serde(default)]
+    pub templated: bool,
+    /// How long the link works once the package is ready (seconds).
+    #[serde(default = "default_expires_in")]
+    pub expires_in_seconds: u64,
+}
+
+fn default_expires_in() -> u64 {
+    24 * 3600
+}
+
+impl Default for DownloadPackageConfig {
+    /// No download id: refused by `validate` (a task of this type is only
+    /// ever created with its record).
+    fn default() -> Self {
+        DownloadPackageConfig {
+            download_id: String::new(),
+            templated: false,
+            expires_in_seconds: default_expires_in(),
+        }
+    }
+}
+
+impl JobKind for DownloadPackage {
+    const TYPE: &'static str = "download_package";
+    type Config = DownloadPackageConfig;
+
+    fn validate(config: &DownloadPackageConfig) -> Result<(), String> {
+        if !crate::downloads::sign::is_plain_id(&config.download_id) {
+            return Err(format!(
+                "download_id must name a download record (letters, digits, '-', '_'), not {:?} (create downloads with `enqueue download`)",
+                config.download_id
+            ));
+        }
+        let max = crate::downloads::MAX_EXPIRES_IN_SECONDS;
+        if !(1..=max).contains(&config.expires_in_seconds) {
+            return Err(format!(
+                "expires_in_seconds must be between 1 and {max} (a week), not {}",
+                config.expires_in_seconds
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Every task type, for messages and `--task-type` checks.
-pub const TASK_TYPES: &[&str] = &[VideoClip::TYPE, Noop::TYPE];
+pub const TASK_TYPES: &[&str] = &[VideoClip::TYPE, Noop::TYPE, DownloadPackage::TYPE];
 
 /// Parses and validates a config of `J` (none means the default).
 pub fn parse_config<J: JobKind>(config: Option<&serde_json::Value>) -> Result<J::Config, BadInput> {
@@ -115,6 +173,7 @@ pub fn check_config(task_type: &str, config: Option<&serde_json::Value>) -> Resu
     match task_type {
         t if t == VideoClip::TYPE => parse_config::<VideoClip>(config).map(drop),
         t if t == Noop::TYPE => parse_config::<Noop>(config).map(drop),
+        t if t == DownloadPackage::TYPE => parse_config::<DownloadPackage>(config).map(drop),
         other => Err(BadInput::new(format!(
             "unknown task type {other:?} (one of: {})",
             TASK_TYPES.join(", ")
@@ -137,6 +196,19 @@ mod tests {
         assert!(bad.0.contains("language must be"), "{bad}");
         let rate = check_config("noop", Some(&json!({"fail_rate": 2.0}))).unwrap_err();
         assert!(rate.0.contains("fail_rate"), "{rate}");
+        assert!(check_config("download_package", Some(&json!({"download_id": "0190-ab"}))).is_ok());
+        let none = check_config("download_package", None).unwrap_err();
+        assert!(none.0.contains("download_id"), "{none}");
+        let typo =
+            check_config("download_package", Some(&json!({"download_id": "a", "templates": true})))
+                .unwrap_err();
+        assert!(typo.0.contains("unknown field `templates`"), "{typo}");
+        let long = check_config(
+            "download_package",
+            Some(&json!({"download_id": "a", "expires_in_seconds": 700_000})),
+        )
+        .unwrap_err();
+        assert!(long.0.contains("expires_in_seconds"), "{long}");
         let kind = check_config("transcode", None).unwrap_err();
         assert!(kind.0.contains("unknown task type") && kind.0.contains("video_clip"), "{kind}");
     }

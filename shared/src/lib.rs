@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backoff;
 pub mod config;
 pub mod db;
+pub mod downloads;
 pub mod error;
 pub mod history;
 pub mod jobs;

@@ -89,6 +89,8 @@ pub mod task_type {
     pub const VIDEO_CLIP: &str = crate::jobs::VideoClip::TYPE;
     /// Sleep, then write one result row: the queue path without media work.
     pub const NOOP: &str = crate::jobs::Noop::TYPE;
+    /// Build a download package of clips and store it with its link.
+    pub const DOWNLOAD_PACKAGE: &str = crate::jobs::DownloadPackage::TYPE;
 }
 
 /// A `users` row.

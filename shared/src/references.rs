@@ -67,20 +67,31 @@ pub async fn referenced_keys(conn: &mut PooledConnection<'_>) -> anyhow::Result<
     Ok(keys)
 }
 
-/// Storage prefixes (`clips/{user}/{task}/attempt-{n}`) of attempts that
-/// are running now: their objects are not referenced yet, but will be.
+/// Storage prefixes of attempts that are running now
+/// (`clips/{user}/{task}/attempt-{n}`, and for `download_package` tasks
+/// `downloads/{user}/{download_id}/attempt-{n}`): their objects are not
+/// referenced yet, but will be.
 pub async fn running_attempt_prefixes(
     conn: &mut PooledConnection<'_>,
 ) -> anyhow::Result<Vec<String>> {
-    let running: Vec<(i64, String, i32)> = pt::table
+    let running: Vec<(i64, String, i32, String, Option<serde_json::Value>)> = pt::table
         .filter(pt::status.eq(TaskStatus::Processing.code()))
-        .select((pt::user_id, pt::task_id, pt::attempts))
+        .select((pt::user_id, pt::task_id, pt::attempts, pt::task_type, pt::config))
         .load(conn)
         .await
         .context("reading running tasks")?;
     Ok(running
         .into_iter()
-        .map(|(user, task, attempts)| attempt_prefix(user, &task, attempts))
+        .map(|(user, task, attempts, task_type, config)| {
+            let download = (task_type == crate::models::task_type::DOWNLOAD_PACKAGE)
+                .then(|| config?.get("download_id")?.as_str().map(str::to_string))
+                .flatten()
+                .filter(|id| crate::downloads::sign::is_plain_id(id));
+            match download {
+                Some(id) => crate::downloads::attempt_prefix(user, &id, attempts),
+                None => attempt_prefix(user, &task, attempts),
+            }
+        })
         .collect())
 }
 

@@ -130,6 +130,16 @@ fn load_transcriber(
     Ok(Some(Arc::new(transcriber)))
 }
 
+/// How this worker makes download links (`DOWNLOAD_SIGNING_KEY`,
+/// `PUBLIC_BASE_URL`), logged without the key. A worker without a key
+/// still runs: its `download_package` tasks on `file://` storage fail
+/// (retryable) until it has one.
+fn download_links() -> anyhow::Result<shared::downloads::sign::LinkSettings> {
+    let links = shared::downloads::sign::LinkSettings::from_env()?;
+    tracing::info!(settings = %links.describe(), "download links");
+    Ok(links)
+}
+
 /// What every task run can reach.
 struct WorkerState {
     held: Arc<HeldTasks>,
@@ -254,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             base: Duration::from_secs_f64(cli.step_timeout_base_seconds),
             factor: cli.step_timeout_factor,
         },
+        links: download_links()?,
     };
     let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone(), services });
 

@@ -278,6 +278,34 @@ impl Storage {
         }
     }
 
+    /// True for `s3://` storage.
+    pub fn is_s3(&self) -> bool {
+        matches!(self, Storage::S3 { .. })
+    }
+
+    /// A presigned GET URL for `key` that S3 honours for `seconds` (at most
+    /// a week, SigV4's limit), with `filename` as the name a browser saves
+    /// it under (`response-content-disposition`). Only for `s3://`
+    /// storage: `file://` storage has no URL of its own (download links
+    /// there are signed by `downloads::sign`). Makes no request.
+    pub async fn presigned_get(
+        &self,
+        key: &str,
+        seconds: u32,
+        filename: Option<&str>,
+    ) -> anyhow::Result<String> {
+        check_key(key)?;
+        match self {
+            Storage::Local { .. } => {
+                bail!("{} has no presigned URL (file:// storage)", self.describe_key(key))
+            }
+            Storage::S3 { client, .. } => {
+                let object = self.object_name(key)?;
+                client.presign_get(&object, seconds, filename, &self.describe_key(key)).await
+            }
+        }
+    }
+
     /// The local path of `key` (for `file://` storage only; S3 keys have
     /// none: use [`Storage::open_local`]).
     pub fn local_path(&self, key: &str) -> anyhow::Result<PathBuf> {

@@ -268,6 +268,31 @@ impl S3Client {
         Ok(size)
     }
 
+    /// A presigned GET of `object`, valid for `seconds`; `filename` (plain
+    /// characters only) becomes its `Content-Disposition`.
+    pub(super) async fn presign_get(
+        &self,
+        object: &str,
+        seconds: u32,
+        filename: Option<&str>,
+        shown: &str,
+    ) -> anyhow::Result<String> {
+        let queries = filename
+            .filter(|name| {
+                name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            })
+            .map(|name| {
+                std::collections::HashMap::from([(
+                    "response-content-disposition".to_string(),
+                    format!("attachment; filename=\"{name}\""),
+                )])
+            });
+        self.bucket
+            .presign_get(object, seconds, queries)
+            .await
+            .with_context(|| format!("presigning a GET of {shown}"))
+    }
+
     pub(super) async fn exists(&self, object: &str, shown: &str) -> anyhow::Result<bool> {
         let (_, status) =
             self.bucket.head_object(object).await.with_context(|| format!("checking {shown}"))?;

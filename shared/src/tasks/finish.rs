@@ -29,6 +29,8 @@ pub struct Completion {
     /// `(templates.id, uses)`: templates applied to this task's clips, for
     /// `usage_count` (counted once, with the completion).
     pub template_uses: Vec<(i64, i32)>,
+    /// A download package this completion makes ready (`download_package`).
+    pub download: Option<crate::downloads::DownloadReady>,
 }
 
 impl Outcome {
@@ -115,6 +117,7 @@ pub async fn finish_tasks(
         let mut video_updates = Vec::new();
         let mut quota_users = Vec::new();
         let mut template_uses = Vec::new();
+        let mut downloads = Vec::new();
         let mut failed_videos = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
@@ -136,6 +139,7 @@ pub async fn finish_tasks(
                     video_updates.extend(completion.video);
                     quota_users.extend(completion.quota_user);
                     template_uses.extend(completion.template_uses);
+                    downloads.extend(completion.download);
                     report.push(Finished::Committed(TaskStatus::Completed));
                 }
                 Outcome::HandedBack => {
@@ -232,6 +236,15 @@ pub async fn finish_tasks(
                 .execute(conn)
                 .await
                 .context("writing video metadata")?;
+        }
+        for ready in &downloads {
+            if !crate::downloads::mark_ready(conn, ready).await? {
+                tracing::warn!(
+                    download_id = %ready.download_id,
+                    "the download expired while its package was built: {} is left to enqueue gc",
+                    ready.file_path
+                );
+            }
         }
         if !failed_videos.is_empty() {
             diesel::update(videos::table.filter(videos::id.eq_any(&failed_videos)))

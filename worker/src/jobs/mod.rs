@@ -3,6 +3,7 @@
 //! task's status itself (the finisher commits the outcome under the lease).
 
 mod branding;
+pub mod download_package;
 mod noop;
 pub mod video_clip;
 
@@ -11,7 +12,10 @@ use crate::deadline::StepLimits;
 use crate::pipeline::transcribe::Transcriber;
 use crate::progress::Progress;
 use shared::db::Pool;
-use shared::jobs::{JobKind, Noop, NoopConfig, VideoClip, VideoClipConfig};
+use shared::downloads::sign::LinkSettings;
+use shared::jobs::{
+    DownloadPackage, DownloadPackageConfig, JobKind, Noop, NoopConfig, VideoClip, VideoClipConfig,
+};
 use shared::models::task_type;
 use shared::queue::Queue;
 use shared::storage::Storage;
@@ -27,6 +31,8 @@ pub struct Services {
     pub transcriber: Option<Arc<Transcriber>>,
     /// Time limits of a video task's steps.
     pub step_limits: StepLimits,
+    /// How download links are made (signing key, public base URL).
+    pub links: LinkSettings,
 }
 
 /// A task type this worker runs: the shared [`JobKind`] (its `task_type`
@@ -73,6 +79,30 @@ impl Job for VideoClip {
     }
 }
 
+impl Job for DownloadPackage {
+    async fn run(
+        task: &ClaimedTask,
+        config: DownloadPackageConfig,
+        cancel: &Cancel,
+        services: &Services,
+    ) -> Outcome {
+        let progress = Progress::new(
+            services.pool.clone(),
+            services.queue.clone(),
+            task.task_id.clone(),
+            task.lease(),
+        );
+        let deps = download_package::Deps {
+            pool: &services.pool,
+            storage: &services.storage,
+            progress: &progress,
+            links: &services.links,
+            limits: services.step_limits,
+        };
+        download_package::run(task, &config, cancel, &deps).await
+    }
+}
+
 /// Parses `task`'s config as `J`'s and runs it; a config that does not
 /// parse (a row written by another system) fails the task without retry.
 async fn run_as<J: Job>(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Outcome {
@@ -87,6 +117,7 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Ou
     match task.task_type.as_str() {
         Noop::TYPE => run_as::<Noop>(task, cancel, services).await,
         VideoClip::TYPE => run_as::<VideoClip>(task, cancel, services).await,
+        DownloadPackage::TYPE => run_as::<DownloadPackage>(task, cancel, services).await,
         other => {
             Outcome::Failed { reason: format!("unknown task_type {other:?}"), retryable: false }
         }
@@ -98,10 +129,16 @@ pub async fn run(task: &ClaimedTask, cancel: &Cancel, services: &Services) -> Ou
 /// task cancelled): nothing refers to those objects, and nothing will.
 /// Best effort; `enqueue gc` removes whatever this misses (a killed worker).
 pub async fn discard_attempt(task: &ClaimedTask, services: &Services) {
-    if task.task_type != task_type::VIDEO_CLIP {
-        return;
-    }
-    let prefix = video_clip::attempt_prefix(task);
+    let prefix = match task.task_type.as_str() {
+        task_type::VIDEO_CLIP => video_clip::attempt_prefix(task),
+        task_type::DOWNLOAD_PACKAGE => {
+            match shared::jobs::parse_config::<DownloadPackage>(task.config.as_ref()) {
+                Ok(config) => download_package::attempt_prefix(task, &config),
+                Err(_) => return,
+            }
+        }
+        _ => return,
+    };
     // Bounded: a storage server that hangs must not hold the task's slot.
     match tokio::time::timeout(DISCARD_TIMEOUT, services.storage.delete_all_under(&prefix)).await {
         Ok(Ok(0)) => {}

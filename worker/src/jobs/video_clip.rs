@@ -370,6 +370,7 @@ async fn run_steps(
         video: Some((task.video_id, metadata)),
         quota_user: Some(task.user_id),
         template_uses,
+        download: None,
     })
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE download_records
+    MODIFY download_url VARCHAR(500) COMMENT '下载链接';
