@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod backfill;
+mod configs;
 mod create;
 mod gc;
 mod inspect;
@@ -71,6 +72,18 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Delete stored objects no row refers to (--dry-run lists them; --older-than 1h keeps recent ones)
     Gc(gc::GcArgs),
+    /// Users' settings (user_configs): selling_points, default_templates, language
+    Config {
+        #[command(subcommand)]
+        command: configs::ConfigCommand,
+    },
+    /// Operator defaults (system_configs) the scheduler and worker read at start-up; flags and environment win
+    SystemConfig {
+        #[command(subcommand)]
+        command: configs::SystemConfigCommand,
+    },
+    /// Show videos' metadata: filename, duration, size, thumbnail (through the video:meta cache)
+    VideoInfo(configs::VideoInfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +162,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => inspect::retry(&cli.settings, &out, args).await,
         Command::Watch(args) => watch::watch(&cli.settings, &out, args).await,
         Command::Gc(args) => gc::gc(&cli.settings, &out, args).await,
+        Command::Config { command } => configs::config(&cli.settings, &out, command).await,
+        Command::SystemConfig { command } => {
+            configs::system_config(&cli.settings, &out, command).await
+        }
+        Command::VideoInfo(args) => configs::video_info(&cli.settings, &out, args).await,
     }
 }
 

@@ -7,8 +7,10 @@
 //! binaries combine them. No module here starts tasks of its own.
 
 pub mod audit;
+pub mod cache;
 pub mod config;
 pub mod db;
+pub mod detection;
 pub mod error;
 pub mod history;
 pub mod jobs;
@@ -22,7 +24,9 @@ pub mod references;
 pub mod schema;
 pub mod shutdown;
 pub mod storage;
+pub mod system_configs;
 pub mod tasks;
+pub mod templates;
 pub mod tls;
 pub mod user_configs;
 pub mod users;

@@ -9,7 +9,9 @@ use crate::cancel::Cancel;
 use crate::deadline::StepLimits;
 use crate::pipeline::transcribe::Transcriber;
 use crate::progress::Progress;
+use shared::cache::Cache;
 use shared::db::Pool;
+use shared::detection::DetectionConfig;
 use shared::jobs::{JobKind, Noop, NoopConfig, VideoClip, VideoClipConfig};
 use shared::models::task_type;
 use shared::queue::Queue;
@@ -26,6 +28,11 @@ pub struct Services {
     pub transcriber: Option<Arc<Transcriber>>,
     /// Time limits of a video task's steps.
     pub step_limits: StepLimits,
+    /// `video:meta` and `user:config` over the queue's Redis.
+    pub cache: Cache,
+    /// The detector's defaults with the `system_configs` clip limits
+    /// applied; each user's and task's `selling_points` go on top.
+    pub detection: Arc<DetectionConfig>,
 }
 
 /// A task type this worker runs: the shared [`JobKind`] (its `task_type`
@@ -67,6 +74,8 @@ impl Job for VideoClip {
             transcriber: services.transcriber.as_deref(),
             progress: &progress,
             limits: services.step_limits,
+            cache: &services.cache,
+            detection: &services.detection,
         };
         video_clip::run(task, &config, cancel, &deps).await
     }

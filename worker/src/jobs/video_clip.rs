@@ -14,6 +14,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use bigdecimal::BigDecimal;
 use serde_json::json;
+use shared::cache::{Cache, UserConfig};
 use shared::db::Pool;
 use shared::jobs::VideoClipConfig;
 use shared::models::{NewResult, NewSegment, VideoMetadata};
@@ -32,6 +33,11 @@ pub struct Deps<'a> {
     pub progress: &'a Progress,
     /// Time limit of each step, scaled to the video's duration.
     pub limits: StepLimits,
+    /// Where the user's configuration is read (`user:config:{user_id}`)
+    /// and the video's cached metadata deleted when its row changes.
+    pub cache: &'a Cache,
+    /// The detector's system defaults (built-in, then `system_configs`).
+    pub detection: &'a DetectionConfig,
 }
 
 /// Runs one video task to its outcome.
@@ -88,21 +94,17 @@ fn decimal(value: f64, places: usize) -> BigDecimal {
     BigDecimal::from_str(&format!("{value:.places$}")).unwrap_or_default()
 }
 
-/// The detection settings: defaults, then the user's `selling_points`
-/// config, then the task's.
-async fn detection_config(
-    task: &ClaimedTask,
+/// The detection settings: the system defaults, then the user's
+/// `selling_points` config, then the task's.
+fn detection_config(
+    defaults: &DetectionConfig,
+    user: &UserConfig,
     task_config: &VideoClipConfig,
-    pool: &Pool,
 ) -> anyhow::Result<DetectionConfig> {
-    let mut config = DetectionConfig::default();
-    let user = {
-        let mut conn = shared::db::conn(pool).await?;
-        shared::user_configs::find_config(&mut conn, task.user_id, "selling_points").await?
-    };
-    if let Some(overrides) = user {
+    let mut config = defaults.clone();
+    if let Some(overrides) = user.get(shared::user_configs::SELLING_POINTS) {
         config = config
-            .with_overrides(&overrides)
+            .with_overrides(overrides)
             .map_err(|e| BadInput::new(format!("user config selling_points: {e:#}")))?;
     }
     if let Some(overrides) = &task_config.selling_points {
@@ -111,6 +113,24 @@ async fn detection_config(
             .map_err(|e| BadInput::new(format!("task config selling_points: {e:#}")))?;
     }
     Ok(config)
+}
+
+/// The spoken language: the task's, else the user's `language` config, else
+/// detected (`None`).
+fn spoken_language(
+    user: &UserConfig,
+    task_config: &VideoClipConfig,
+) -> anyhow::Result<Option<String>> {
+    let language = match (&task_config.language, user.get(shared::user_configs::LANGUAGE)) {
+        (Some(language), _) => Some(language.clone()),
+        (None, Some(value)) => {
+            shared::user_configs::check_value(shared::user_configs::LANGUAGE, value)
+                .map_err(|e| BadInput::new(format!("user config {}", e.0)))?;
+            value.as_str().map(str::to_string)
+        }
+        (None, None) => None,
+    };
+    Ok(language.filter(|l| l != "auto"))
 }
 
 async fn run_steps(
@@ -146,6 +166,14 @@ async fn run_steps(
         let mut conn = shared::db::conn(deps.pool).await?;
         shared::videos::mark_processing(&mut conn, task.video_id).await?;
     }
+    if let Err(e) = deps.cache.invalidate_videos(&[task.video_id]).await {
+        tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
+    }
+    // The user's settings, read once per run through `user:config`.
+    // Bad settings fail the task now, before any media work.
+    let user_config = deps.cache.user_config(deps.pool, task.user_id).await?;
+    let config = detection_config(deps.detection, &user_config, task_config)?;
+    let language = spoken_language(&user_config, task_config)?;
     let name = video.original_filename.clone();
     let limits = deps.limits;
     // The duration probed at enqueue sizes the limits until this run's own
@@ -205,7 +233,6 @@ async fn run_steps(
     let transcriber = deps.transcriber.context(
         "this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)",
     )?;
-    let language = task_config.language.clone().filter(|l| l != "auto");
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
@@ -231,7 +258,6 @@ async fn run_steps(
 
     // Detect.
     progress.step("detecting selling points", 72).await;
-    let config = detection_config(task, task_config, deps.pool).await?;
     let scorer = LexiconScorer::new(&config);
     let detection = detect::detect(&transcript, info.duration, &config, &scorer);
     lap("detect", &mut timings);
