@@ -19,6 +19,9 @@ cargo build --release --workspace --bins --locked
 bin="$CARGO_TARGET_DIR/release"
 set -a; . ./.env; set +a
 mkdir -p .local
+# Download links on file:// storage are signed with this key (a throwaway
+# one for the demo unless you set your own).
+export DOWNLOAD_SIGNING_KEY="${DOWNLOAD_SIGNING_KEY:-$(openssl rand -hex 32)}"
 
 "$bin/enqueue" migrate
 "$bin/enqueue" user add demo --email demo@example.com >/dev/null 2>&1 || true
@@ -76,6 +79,19 @@ for line in sys.stdin:
     s = json.loads(line)
     print(s["segment_id"], s["selling_point_type"], s["file_path"].rsplit(".", 1)[0] + ".templated.mp4")
 '
+echo
+echo "== a download package of the templated clips (zip, link valid 24 h)"
+"$bin/scheduler" 2>>.local/demo-scheduler.log &
+sched=$!
+"$bin/worker" 2>>.local/demo-worker.log &
+work=$!
+package=$("$bin/enqueue" download --task "${tasks[0]}" --templated --wait --json | tail -n 1)
+link=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["download_url"])' "$package")
+echo "link: $link"
+"$bin/enqueue" fetch-download "$link" -o .local/demo-package.zip >/dev/null
+python3 -c 'import sys, zipfile; [print(f"  {i.file_size:>9}  {i.filename}") for i in zipfile.ZipFile(sys.argv[1]).infolist()]' .local/demo-package.zip
+kill -TERM "$sched" "$work"
+wait
 echo
 echo "(clips, subtitles, templated clips and thumbnails are under ${STORAGE_URL#file://})"
 

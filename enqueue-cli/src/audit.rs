@@ -4,6 +4,7 @@
 //! Best effort: a command that could not reach the database cannot be
 //! logged there, and a failed audit write never changes the command's result.
 
+use crate::configs::{ConfigCommand, SystemConfigCommand};
 use crate::Command;
 use shared::audit::Operation;
 use shared::config::{redact_url, Settings};
@@ -58,6 +59,18 @@ impl Audit {
                 Some(shared::downloads::sign::redact_link(&args.link)),
                 None,
             ),
+            Command::Config { command: ConfigCommand::Set { user, key, .. } } => {
+                ("config set", "user_config", Some(key.clone()), Some(user.clone()))
+            }
+            Command::Config { command: ConfigCommand::Unset { user, key } } => {
+                ("config unset", "user_config", Some(key.clone()), Some(user.clone()))
+            }
+            Command::SystemConfig { command: SystemConfigCommand::Set { key, .. } } => {
+                ("system-config set", "system_config", Some(key.clone()), None)
+            }
+            Command::SystemConfig { command: SystemConfigCommand::Unset { key } } => {
+                ("system-config unset", "system_config", Some(key.clone()), None)
+            }
             Command::Retry(args) => (
                 "retry",
                 "processing_task",

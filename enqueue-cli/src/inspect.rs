@@ -193,8 +193,11 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
 }
 
 /// Writes the new state of changed tasks to the status cache (best effort).
-async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary]) {
+async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary], videos: &[i64]) {
     if let Ok(queue) = Queue::connect(&settings.redis_url).await {
+        if let Err(e) = shared::cache::Cache::new(&queue).invalidate_videos(videos).await {
+            tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
+        }
         let statuses: Vec<(String, CachedStatus)> = tasks
             .iter()
             .filter_map(|t| {
@@ -274,9 +277,16 @@ async fn change(
             shared::tasks::retry_tasks(&mut conn, &args.task_ids, force).await?
         }
     };
+    // A cancel may have moved the tasks' videos back to uploaded.
+    let videos = match change {
+        Change::Cancel if changed > 0 => {
+            shared::tasks::video_ids_of(&mut conn, &args.task_ids).await?
+        }
+        _ => Vec::new(),
+    };
     drop(conn);
     let tasks = load(&pool, &args.task_ids).await?;
-    refresh_cache(settings, &tasks).await;
+    refresh_cache(settings, &tasks, &videos).await;
     for task in &tasks {
         let value = summary_json(task);
         out.emit(&value, || {

@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod backfill;
+mod configs;
 mod create;
 mod downloads;
 mod gc;
@@ -82,6 +83,18 @@ enum Command {
     Download(downloads::DownloadArgs),
     /// Copy a download package out by its link (signed link checked, expiry enforced) and count the download
     FetchDownload(downloads::FetchDownloadArgs),
+    /// Users' settings (user_configs): selling_points, default_templates, language
+    Config {
+        #[command(subcommand)]
+        command: configs::ConfigCommand,
+    },
+    /// Operator defaults (system_configs) the scheduler and worker read at start-up; flags and environment win
+    SystemConfig {
+        #[command(subcommand)]
+        command: configs::SystemConfigCommand,
+    },
+    /// Show videos' metadata: filename, duration, size, thumbnail (through the video:meta cache)
+    VideoInfo(configs::VideoInfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => gc::gc(&cli.settings, &out, args).await,
         Command::Download(args) => downloads::download(&cli.settings, &out, args).await,
         Command::FetchDownload(args) => downloads::fetch(&cli.settings, &out, args).await,
+        Command::Config { command } => configs::config(&cli.settings, &out, command).await,
+        Command::SystemConfig { command } => {
+            configs::system_config(&cli.settings, &out, command).await
+        }
+        Command::VideoInfo(args) => configs::video_info(&cli.settings, &out, args).await,
     }
 }
 

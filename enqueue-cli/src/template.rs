@@ -118,6 +118,10 @@ pub async fn template(
         TemplateCommand::Disable { template } => {
             let row = require(&mut conn, &template).await?;
             let changed = shared::templates::disable_template(&mut conn, row.id).await?;
+            if let Some(owner) = row.user_id {
+                // user:config caches the owner's watermarks.
+                crate::configs::invalidate_user(settings, owner).await;
+            }
             let value = json!({ "template_id": row.template_id, "id": row.id, "status": 0 });
             out.emit(&value, || {
                 let was = if changed { "" } else { " (already)" };
@@ -259,6 +263,10 @@ async fn add(
         is_system: i8::from(args.system),
     };
     let row = shared::templates::add_template(conn, new).await?;
+    if let Some(owner) = owner {
+        // user:config caches the owner's watermarks.
+        crate::configs::invalidate_user(settings, owner).await;
+    }
     let value = template_json(&row);
     out.emit(&value, || {
         format!("template {} ({}) added: id {}", row.template_id, kind.as_str(), row.id)

@@ -361,7 +361,7 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
     // rows refer to remain, and every one of them is intact.
     let out = env.enqueue(&["gc", "--older-than", "0", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let referenced: std::collections::BTreeSet<String> = env
+    let mut referenced: std::collections::BTreeSet<String> = env
         .sql(
             "SELECT file_path FROM videos UNION SELECT thumbnail_url FROM videos WHERE thumbnail_url IS NOT NULL \
              UNION SELECT file_path FROM video_segments UNION SELECT thumbnail_url FROM video_segments",
@@ -369,6 +369,11 @@ fn kill_9_during_video_tasks_writes_segments_exactly_once() {
         .into_iter()
         .map(|r| r[0].clone())
         .collect();
+    // Each clip's subtitles live beside it, named after it.
+    for row in env.sql("SELECT file_path FROM video_segments") {
+        let stem = row[0].rsplit_once('.').unwrap().0.to_string();
+        referenced.extend([format!("{stem}.srt"), format!("{stem}.vtt")]);
+    }
     let stored: std::collections::BTreeSet<String> = env.stored_files().into_iter().collect();
     assert_eq!(
         stored,

@@ -108,9 +108,15 @@ fn a_video_in_s3_becomes_clips_and_thumbnails_in_s3() {
     let clips = block_on(storage.list(&format!("clips/{user}/{task_id}"))).unwrap();
     assert_eq!(
         clips.len(),
-        segments.len() * 2 + 1,
-        "one clip and one thumbnail per segment, and the video's still: {clips:?}"
+        segments.len() * 4 + 1,
+        "one clip, one thumbnail, an SRT and a WebVTT file per segment, and the video's still: {clips:?}"
     );
+    for segment in &segments {
+        let stem = segment[0].rsplit_once('.').unwrap().0.to_string();
+        for subtitles in [format!("{stem}.srt"), format!("{stem}.vtt")] {
+            assert!(clips.iter().any(|o| o.key == subtitles), "{subtitles} not in the bucket");
+        }
+    }
     let still = env.sql("SELECT thumbnail_url FROM videos")[0][0].clone();
     assert!(clips.iter().any(|o| o.key == still), "the video's still {still} not in the bucket");
     for segment in &segments {

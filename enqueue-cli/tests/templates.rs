@@ -227,6 +227,12 @@ fn templates_are_checked_resolved_and_applied_to_every_clip() {
             data["templated"]["file_size"].as_u64(),
             Some(std::fs::metadata(&branded).unwrap().len())
         );
+        // Its own subtitles play after the 1 s intro.
+        let srt = std::fs::read_to_string(branded.with_extension("srt")).unwrap();
+        let first = srt.lines().find_map(|l| l.split_once(" --> ")).expect("a cue").0;
+        let secs: f64 = first.replace(',', ".").rsplit(':').next().unwrap().parse().unwrap();
+        assert!(secs >= 1.0 - 1e-3, "the first cue starts at {first}, inside the intro");
+        assert!(branded.with_extension("vtt").is_file());
         // The plain clip is kept too.
         let clip = env.storage.join(data["thumbnail"].as_str().unwrap().replace(".jpg", ".mp4"));
         assert!(clip.is_file(), "{}", clip.display());

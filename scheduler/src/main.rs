@@ -10,9 +10,10 @@ mod expire;
 mod fill;
 mod tick;
 
-use clap::Parser;
-use shared::config::{load_dotenv, QueueSettings, Settings};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use shared::config::{load_dotenv, QueueSettings, Resolver, Settings};
 use shared::shutdown::Shutdown;
+use shared::system_configs;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,14 +41,17 @@ struct Cli {
 
 fn main() -> ExitCode {
     load_dotenv();
-    let cli = Cli::parse();
+    // The matches say which settings a flag or variable gave (those win
+    // over system_configs).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     shared::logging::init(cli.settings.log_format, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = shared::exit_code(&err);
@@ -57,10 +61,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     tracing::info!(settings = %cli.settings.describe(), "scheduler starting");
     shared::metrics::serve(cli.settings.metrics_addr.as_deref()).await?;
     let pool = shared::db::connect(cli.settings.require_database_url()?, 4).await?;
+    // Flags and variables win over system_configs, which win over defaults.
+    let mut resolver = Resolver::load(matches, &pool).await;
+    resolver
+        .resolve(system_configs::HIGH_PRIORITY_THRESHOLD, &mut cli.queue.high_priority_threshold);
+    resolver.resolve(system_configs::MAX_WAIT_SECONDS, &mut cli.queue.max_wait_seconds);
+    tracing::info!(settings = %resolver.describe(), "tunable settings and where each came from");
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
     let (shutdown, _trigger) = Shutdown::on_signals();
     if cli.download_sweep_seconds > 0 {

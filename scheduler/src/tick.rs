@@ -191,6 +191,14 @@ async fn tick(
             .collect();
         queue.set_statuses(&statuses).await?;
     }
+    if !reaped_tasks.failed_videos.is_empty() {
+        // Their rows changed (failed with the task): the cached metadata goes.
+        if let Err(e) =
+            shared::cache::Cache::new(queue).invalidate_videos(&reaped_tasks.failed_videos).await
+        {
+            tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
+        }
+    }
     if reaped + failed > 0 {
         tracing::warn!(requeued = reaped, failed, "leases expired");
         metrics::counter!("videoclip_leases_expired_total", "action" => "requeued")

@@ -4,8 +4,19 @@
 //! in the working directory (loaded by [`load_dotenv`] before flags are
 //! parsed). Binaries print them at start-up through [`Settings::describe`],
 //! which never shows a password.
+//!
+//! Operator-tunable defaults (lease, aging, retries, step limits, ...) may
+//! also be stored in `system_configs` ([`crate::system_configs`]): a flag or
+//! environment variable wins, then the stored value, then the built-in
+//! default. [`Resolver`] applies that order and records where each value
+//! came from, for the start-up log.
 
-use clap::Args;
+use crate::system_configs::{self, defaults};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Display;
 
 /// Connection settings shared by the scheduler, the worker and the CLI.
 #[derive(Args, Debug, Clone)]
@@ -69,17 +80,144 @@ impl Settings {
 #[derive(Args, Debug, Clone)]
 pub struct QueueSettings {
     /// Tasks with priority <= this go to queue:high_priority
-    #[arg(long, env = "HIGH_PRIORITY_THRESHOLD", default_value_t = 3)]
+    #[arg(long, env = "HIGH_PRIORITY_THRESHOLD", default_value_t = defaults::HIGH_PRIORITY_THRESHOLD)]
     pub high_priority_threshold: i8,
 
     /// How long a claimed task's lease lasts without a heartbeat (seconds)
-    #[arg(long, env = "LEASE_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "LEASE_SECONDS", default_value_t = defaults::LEASE_SECONDS)]
     pub lease_seconds: u32,
 
     /// A task waiting longer than this is moved to queue:high_priority
     /// whatever its priority (aging), seconds
-    #[arg(long, env = "MAX_WAIT_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "MAX_WAIT_SECONDS", default_value_t = defaults::MAX_WAIT_SECONDS)]
     pub max_wait_seconds: u32,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// An environment variable (or the `.env` file).
+    Env,
+    /// A `system_configs` row.
+    SystemConfigs,
+    /// The built-in default.
+    Default,
+}
+
+impl Source {
+    /// The name the start-up log uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::SystemConfigs => "system_configs",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// Where clap found the argument `id`: a flag, a variable, or (default or
+/// absent) neither.
+pub fn given_by(matches: &ArgMatches, id: &str) -> Option<Source> {
+    match matches.value_source(id)? {
+        ValueSource::CommandLine => Some(Source::Flag),
+        ValueSource::EnvVariable => Some(Source::Env),
+        _ => None,
+    }
+}
+
+/// Applies the precedence flag / environment > `system_configs` > built-in
+/// default to a binary's tunable settings, and remembers each one's source.
+///
+/// Each setting's `system_configs` key is its flag's argument id (the field
+/// name: `lease_seconds` for `--lease-seconds`).
+pub struct Resolver<'a> {
+    matches: &'a ArgMatches,
+    stored: BTreeMap<String, Value>,
+    origins: Vec<(&'static str, String, Source)>,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver over the parsed command line and the stored values.
+    pub fn new(matches: &'a ArgMatches, stored: BTreeMap<String, Value>) -> Self {
+        Resolver { matches, stored, origins: Vec::new() }
+    }
+
+    /// Reads `system_configs` over `pool`; if that fails the stored values
+    /// are left out (flags, variables and defaults still apply) and a
+    /// warning says why.
+    pub async fn load(matches: &'a ArgMatches, pool: &crate::db::Pool) -> Resolver<'a> {
+        let stored = async {
+            let mut conn = crate::db::conn(pool).await?;
+            system_configs::load_values(&mut conn).await
+        }
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(
+                "system_configs not read, using flags, environment and defaults: {}",
+                crate::one_line(&e)
+            );
+            BTreeMap::new()
+        });
+        Resolver::new(matches, stored)
+    }
+
+    /// The stored values (key -> value).
+    pub fn stored(&self) -> &BTreeMap<String, Value> {
+        &self.stored
+    }
+
+    /// `slot` holds what clap parsed (a flag, a variable, or its default).
+    /// Unless a flag or variable gave it, the stored value for `key`
+    /// replaces it if there is a valid one.
+    pub fn resolve<T>(&mut self, key: &'static str, slot: &mut T)
+    where
+        T: serde::de::DeserializeOwned + Display + Clone,
+    {
+        if let Some(source) = given_by(self.matches, key) {
+            self.note(key, slot.to_string(), source);
+            return;
+        }
+        *slot = self.stored_or(key, slot.clone());
+    }
+
+    /// A setting with no flag: the valid stored value for `key`, else
+    /// `default`.
+    pub fn stored_or<T>(&mut self, key: &'static str, default: T) -> T
+    where
+        T: serde::de::DeserializeOwned + Display,
+    {
+        if let Some(value) = self.stored.get(key) {
+            match system_configs::parse::<T>(key, value) {
+                Ok(parsed) => {
+                    self.note(key, parsed.to_string(), Source::SystemConfigs);
+                    return parsed;
+                }
+                Err(reason) => {
+                    tracing::warn!("system_configs {key} ignored, using the default: {reason}")
+                }
+            }
+        }
+        self.note(key, default.to_string(), Source::Default);
+        default
+    }
+
+    /// Records where `key` came from (for settings resolved by the caller).
+    pub fn note(&mut self, key: &'static str, shown: String, source: Source) {
+        self.origins.retain(|(k, _, _)| *k != key);
+        self.origins.push((key, shown, source));
+    }
+
+    /// One line: `key=value (source)` for every setting resolved so far.
+    pub fn describe(&self) -> String {
+        self.origins
+            .iter()
+            .map(|(key, shown, source)| format!("{key}={shown} ({})", source.name()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// Loads `.env` from the working directory into the environment if present.

@@ -61,8 +61,8 @@ pub struct VideoClipConfig {
     /// Spoken language (`zh`, `en`, ...); detected when absent.
     #[serde(default)]
     pub language: Option<String>,
-    /// Overrides of the detector's lexicons and thresholds (checked in
-    /// detail by the detector, which owns their schema).
+    /// Overrides of the detector's lexicons and thresholds, checked against
+    /// the detector's schema ([`crate::detection::DetectionConfig`]).
     #[serde(default)]
     pub selling_points: Option<serde_json::Value>,
     /// Templates for the clips (intro, outro, watermark, captions): ids or
@@ -78,18 +78,10 @@ impl JobKind for VideoClip {
 
     fn validate(config: &VideoClipConfig) -> Result<(), String> {
         if let Some(language) = &config.language {
-            let ok = (2..=3).contains(&language.len())
-                && language.chars().all(|c| c.is_ascii_lowercase());
-            if !ok && language != "auto" {
-                return Err(format!(
-                    "language must be a two- or three-letter code such as zh or en, not {language:?}"
-                ));
-            }
+            check_language(language)?;
         }
         if let Some(overrides) = &config.selling_points {
-            if !overrides.is_object() {
-                return Err("selling_points must be a JSON object".into());
-            }
+            crate::detection::DetectionConfig::check_overrides(overrides)?;
         }
         Ok(())
     }
@@ -153,6 +145,18 @@ impl JobKind for DownloadPackage {
     }
 }
 
+/// A spoken-language setting: a two- or three-letter lowercase code
+/// (`zh`, `en`, `yue`) or `auto` (detect). `Err` is the reason.
+pub fn check_language(language: &str) -> Result<(), String> {
+    let ok = (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_lowercase());
+    if !ok && language != "auto" {
+        return Err(format!(
+            "language must be a two- or three-letter code such as zh or en, not {language:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// Every task type, for messages and `--task-type` checks.
 pub const TASK_TYPES: &[&str] = &[VideoClip::TYPE, Noop::TYPE, DownloadPackage::TYPE];
 
@@ -194,6 +198,12 @@ mod tests {
         assert!(typo.0.contains("unknown field `langauge`"), "{typo}");
         let bad = check_config("video_clip", Some(&json!({"language": "Chinese!"}))).unwrap_err();
         assert!(bad.0.contains("language must be"), "{bad}");
+        let points = check_config(
+            "video_clip",
+            Some(&json!({"selling_points": {"thresholds": {"hook": 2.0}}})),
+        )
+        .unwrap_err();
+        assert!(points.0.contains("selling_points.thresholds.hook must be in [0, 1]"), "{points}");
         let rate = check_config("noop", Some(&json!({"fail_rate": 2.0}))).unwrap_err();
         assert!(rate.0.contains("fail_rate"), "{rate}");
         assert!(check_config("download_package", Some(&json!({"download_id": "0190-ab"}))).is_ok());

@@ -8,8 +8,10 @@
 
 pub mod audit;
 pub mod backoff;
+pub mod cache;
 pub mod config;
 pub mod db;
+pub mod detection;
 pub mod downloads;
 pub mod error;
 pub mod history;
@@ -24,6 +26,7 @@ pub mod references;
 pub mod schema;
 pub mod shutdown;
 pub mod storage;
+pub mod system_configs;
 pub mod tasks;
 pub mod templates;
 pub mod tls;

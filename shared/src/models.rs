@@ -250,3 +250,9 @@ pub struct SegmentRow {
     pub file_size: Option<i64>,
     pub thumbnail_url: Option<String>,
 }
+
+/// A database time (UTC: every session runs in UTC) as RFC 3339, the form
+/// JSON output and cached values use (`2026-12-02T10:30:00Z`).
+pub fn rfc3339(time: NaiveDateTime) -> String {
+    time.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

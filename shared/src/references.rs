@@ -36,6 +36,7 @@ pub async fn referenced_keys(conn: &mut PooledConnection<'_>) -> anyhow::Result<
     for (file, thumb) in segment_rows {
         if let Some(file) = file {
             keys.extend(subtitle_keys(&file));
+            keys.extend(subtitle_keys(&templated_key(&file)));
             keys.insert(templated_key(&file));
             keys.insert(file);
         }

@@ -5,7 +5,8 @@
 //! commits it in one transaction (`shared::tasks::finish_tasks`), so at high
 //! concurrency one round trip settles hundreds of tasks; at low concurrency
 //! a batch is simply one task and nobody waits for a timer. After the
-//! commit it writes the tasks' `task:status` keys in one Redis pipeline.
+//! commit it writes the tasks' `task:status` keys in one Redis pipeline and
+//! deletes the `video:meta` keys of the videos rows it changed.
 //!
 //! A failed commit (database away) is retried with backoff until it
 //! succeeds or the process stops; leases may expire meanwhile, in which case
@@ -13,10 +14,11 @@
 //! the database.
 
 use backon::{ExponentialBuilder, Retryable};
+use shared::cache::Cache;
 use shared::db::Pool;
 use shared::models::TaskStatus;
 use shared::queue::{CachedStatus, Queue};
-use shared::tasks::{Finished, Lease, Outcome};
+use shared::tasks::{FinishReport, Finished, Lease, Outcome};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,7 +77,11 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        let report = commit_with_retry(&pool, &batch, retry_base_millis).await;
+        let FinishReport { finished: report, changed_videos } =
+            commit_with_retry(&pool, &batch, retry_base_millis).await;
+        if let Err(e) = Cache::new(&queue).invalidate_videos(&changed_videos).await {
+            tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
+        }
         let statuses: Vec<(String, CachedStatus)> = batch
             .iter()
             .zip(&report)
@@ -110,16 +116,12 @@ async fn commit_loop(
 /// Commits the batch, retrying database errors with backoff (100 ms
 /// doubling to 5 s, with jitter, for about ten minutes; then the outcomes
 /// are reported lost so the tasks run again elsewhere).
-async fn commit_with_retry(
-    pool: &Pool,
-    batch: &[Request],
-    retry_base_millis: u64,
-) -> Vec<Finished> {
+async fn commit_with_retry(pool: &Pool, batch: &[Request], retry_base_millis: u64) -> FinishReport {
     let commit = || async {
         let items: Vec<(Lease, Outcome)> =
             batch.iter().map(|r| (r.lease.clone(), r.outcome.clone())).collect();
         let mut conn = shared::db::conn(pool).await?;
-        shared::tasks::finish_tasks(&mut conn, items, retry_base_millis).await
+        shared::tasks::finish_batch(&mut conn, items, retry_base_millis).await
     };
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
@@ -143,6 +145,9 @@ async fn commit_with_retry(
             batch.len(),
             shared::one_line(&e)
         );
-        vec![Finished::LeaseLost; batch.len()]
+        FinishReport {
+            finished: vec![Finished::LeaseLost; batch.len()],
+            changed_videos: Vec::new(),
+        }
     })
 }

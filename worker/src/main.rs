@@ -10,9 +10,10 @@
 //! - this file: flags, wiring, and the shutdown sequence.
 
 use apalis::prelude::*;
-use clap::Parser;
-use shared::config::{load_dotenv, QueueSettings, Settings};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use shared::config::{load_dotenv, QueueSettings, Resolver, Settings, Source};
 use shared::shutdown::Shutdown;
+use shared::system_configs::{self, defaults};
 use shared::tasks::{ClaimedTask, Outcome};
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ struct Cli {
     #[arg(long, env = "WORKER_GRACE_SECONDS", default_value_t = 20)]
     grace_seconds: u64,
     /// First retry's backoff (milliseconds); doubles each retry, with jitter
-    #[arg(long, env = "RETRY_BASE_MS", default_value_t = 1000)]
+    #[arg(long, env = "RETRY_BASE_MS", default_value_t = defaults::RETRY_BASE_MS)]
     retry_base_ms: u64,
     /// whisper threads per transcription (default: all cores). Several
     /// workers on one machine should share the cores: threads x workers <= cores
@@ -48,10 +49,10 @@ struct Cli {
     /// Every step of a video task (fetch, probe, audio, transcribe, cut)
     /// may take this many seconds plus `--step-timeout-factor` seconds per
     /// second of video; past it the step is killed and the attempt retried
-    #[arg(long, env = "STEP_TIMEOUT_BASE_SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
+    #[arg(long, env = "STEP_TIMEOUT_BASE_SECONDS", default_value_t = defaults::STEP_TIMEOUT_BASE_SECONDS, value_parser = positive_seconds)]
     step_timeout_base_seconds: f64,
     /// Seconds a step may take per second of video, on top of the base
-    #[arg(long, env = "STEP_TIMEOUT_FACTOR", default_value_t = 5.0, value_parser = non_negative)]
+    #[arg(long, env = "STEP_TIMEOUT_FACTOR", default_value_t = defaults::STEP_TIMEOUT_FACTOR, value_parser = non_negative)]
     step_timeout_factor: f64,
     /// Exit 0 once no task is pending, queued or running
     #[arg(long)]
@@ -76,11 +77,14 @@ fn non_negative(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     load_dotenv();
-    let cli = Cli::parse();
+    // The matches say which settings a flag or variable gave (those win
+    // over system_configs).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     shared::logging::init(cli.settings.log_format, "info");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = shared::exit_code(&err);
@@ -220,7 +224,50 @@ impl Acknowledge<()> for PanicAck {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Applies `system_configs` under the flags and environment (see
+/// `shared::config::Resolver`) and returns the detector's system defaults.
+fn resolve_settings(
+    cli: &mut Cli,
+    resolver: &mut Resolver<'_>,
+) -> shared::detection::DetectionConfig {
+    resolver.resolve(system_configs::LEASE_SECONDS, &mut cli.queue.lease_seconds);
+    resolver.resolve(system_configs::RETRY_BASE_MS, &mut cli.retry_base_ms);
+    resolver.resolve(system_configs::STEP_TIMEOUT_BASE_SECONDS, &mut cli.step_timeout_base_seconds);
+    resolver.resolve(system_configs::STEP_TIMEOUT_FACTOR, &mut cli.step_timeout_factor);
+    match system_configs::detection_defaults(resolver.stored()) {
+        Ok(detection) => {
+            for (key, value) in [
+                (system_configs::MIN_CLIP_SECONDS, detection.min_clip_seconds),
+                (system_configs::MAX_CLIP_SECONDS, detection.max_clip_seconds),
+            ] {
+                let source = if resolver.stored().contains_key(key) {
+                    Source::SystemConfigs
+                } else {
+                    Source::Default
+                };
+                resolver.note(key, value.to_string(), source);
+            }
+            detection
+        }
+        Err(reason) => {
+            tracing::warn!("system_configs clip limits ignored, using the defaults: {reason}");
+            let builtin = shared::detection::DetectionConfig::builtin().clone();
+            resolver.note(
+                system_configs::MIN_CLIP_SECONDS,
+                builtin.min_clip_seconds.to_string(),
+                Source::Default,
+            );
+            resolver.note(
+                system_configs::MAX_CLIP_SECONDS,
+                builtin.max_clip_seconds.to_string(),
+                Source::Default,
+            );
+            builtin
+        }
+    }
+}
+
+async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     let id = worker_id();
     tracing::info!(worker = %id, concurrency = cli.concurrency, settings = %cli.settings.describe(), "worker starting");
     shared::metrics::serve(cli.settings.metrics_addr.as_deref()).await?;
@@ -230,6 +277,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (concurrency as u32 / 8).clamp(4, 32),
     )
     .await?;
+    let mut resolver = Resolver::load(matches, &pool).await;
+    let detection = Arc::new(resolve_settings(&mut cli, &mut resolver));
+    tracing::info!(settings = %resolver.describe(), "tunable settings and where each came from");
     let queue = shared::queue::Queue::connect(&cli.settings.redis_url).await?;
     let popper = shared::queue::Popper::connect(&cli.settings.redis_url).await?;
     let lease_millis = u64::from(cli.queue.lease_seconds) * 1000;
@@ -265,6 +315,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             factor: cli.step_timeout_factor,
         },
         links: download_links()?,
+        cache: shared::cache::Cache::new(&queue),
+        detection,
     };
     let state = Arc::new(WorkerState { held: held.clone(), finisher: finisher.clone(), services });
 

@@ -227,10 +227,11 @@ pub fn templated_clip_key(segment: &SegmentForPackage) -> Option<String> {
     Some(crate::references::templated_key(plain))
 }
 
-/// The subtitle files a clip may have, beside the plain clip and timed to
-/// it (`crate::references::subtitle_keys`).
-pub fn subtitle_candidates(plain_clip_key: &str) -> Vec<String> {
-    crate::references::subtitle_keys(plain_clip_key).to_vec()
+/// The subtitle files a clip may have: beside it and timed to it
+/// (`crate::references::subtitle_keys`; a templated clip's own are shifted
+/// by its intro).
+pub fn subtitle_candidates(clip_key: &str) -> Vec<String> {
+    crate::references::subtitle_keys(clip_key).to_vec()
 }
 
 /// The package's clips with the storage keys of their files: the plain or
@@ -260,7 +261,7 @@ pub async fn resolve_clips(
             plain
         };
         let mut subtitle_keys = Vec::new();
-        for key in subtitle_candidates(segment.file_path.as_deref().unwrap_or_default()) {
+        for key in subtitle_candidates(&clip_key) {
             if storage.exists(&key).await? {
                 subtitle_keys.push(key);
             }

@@ -52,6 +52,16 @@ pub enum Finished {
     LeaseLost,
 }
 
+/// What [`finish_batch`] did.
+#[derive(Debug, Clone, Default)]
+pub struct FinishReport {
+    /// One per input, in input order.
+    pub finished: Vec<Finished>,
+    /// The `videos` rows the commit changed (metadata of a completion, or
+    /// failed with their task): their `video:meta` keys are stale now.
+    pub changed_videos: Vec<i64>,
+}
+
 /// A row as locked by [`finish_tasks`] to check its lease.
 #[derive(QueryableByName)]
 struct LockedTask {
@@ -94,10 +104,19 @@ pub async fn finish_tasks(
     batch: Vec<(Lease, Outcome)>,
     retry_base_millis: u64,
 ) -> anyhow::Result<Vec<Finished>> {
+    Ok(finish_batch(conn, batch, retry_base_millis).await?.finished)
+}
+
+/// [`finish_tasks`], also saying which videos rows the commit changed.
+pub async fn finish_batch(
+    conn: &mut PooledConnection<'_>,
+    batch: Vec<(Lease, Outcome)>,
+    retry_base_millis: u64,
+) -> anyhow::Result<FinishReport> {
     if batch.is_empty() {
-        return Ok(Vec::new());
+        return Ok(FinishReport::default());
     }
-    conn.transaction(async move |conn| -> anyhow::Result<Vec<Finished>> {
+    conn.transaction(async move |conn| -> anyhow::Result<FinishReport> {
         let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
         let locked: Vec<LockedTask> = diesel::sql_query(format!(
             "SELECT id, lease_owner, attempts, status, retry_count, max_retries, video_id, task_type, \
@@ -253,7 +272,11 @@ pub async fn finish_tasks(
                 .await
                 .context("marking videos failed")?;
         }
-        Ok(report)
+        let mut changed_videos: Vec<i64> =
+            video_updates.iter().map(|(id, _)| *id).chain(failed_videos).collect();
+        changed_videos.sort_unstable();
+        changed_videos.dedup();
+        Ok(FinishReport { finished: report, changed_videos })
     })
     .await
 }

@@ -82,6 +82,9 @@ pub struct Reaped {
     pub changed: Vec<(String, TaskStatus, String)>,
     pub requeued: usize,
     pub failed: usize,
+    /// `videos` rows marked failed with their task (their `video:meta` keys
+    /// are stale now).
+    pub failed_videos: Vec<i64>,
 }
 
 /// Returns running tasks whose lease expired to pending (`retry_count + 1`,
@@ -114,6 +117,7 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
     .execute(conn)
     .await
     .context("failing tasks whose lease expired too often")?;
+    let mut failed_videos = Vec::new();
     if failed > 0 {
         diesel::sql_query(format!(
             "UPDATE videos SET status = {video_failed} WHERE id IN (SELECT video_id FROM processing_tasks \
@@ -125,6 +129,15 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
         .execute(conn)
         .await
         .context("marking the videos of failed tasks failed")?;
+        failed_videos = pt::table
+            .filter(pt::id.eq_any(&expired))
+            .filter(pt::status.eq(TaskStatus::Failed.code()))
+            .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
+            .filter(pt::current_step.eq(REAPED_FAILED_STEP))
+            .select(pt::video_id)
+            .load(conn)
+            .await
+            .context("reading the videos of failed tasks")?;
     }
     let requeued = diesel::sql_query(format!(
         "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
@@ -156,7 +169,7 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
             })
             .collect();
     }
-    Ok(Reaped { changed, requeued, failed })
+    Ok(Reaped { changed, requeued, failed, failed_videos })
 }
 
 /// `current_step` of a task the reaper sent back to pending.

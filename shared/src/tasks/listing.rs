@@ -170,3 +170,19 @@ pub async fn list_tasks(
         })
         .collect())
 }
+
+/// The videos of the `video_clip` tasks among `task_ids` (public ids): the
+/// rows a cancel may have changed.
+pub async fn video_ids_of(
+    conn: &mut PooledConnection<'_>,
+    task_ids: &[String],
+) -> anyhow::Result<Vec<i64>> {
+    pt::table
+        .filter(pt::task_id.eq_any(task_ids))
+        .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
+        .select(pt::video_id)
+        .distinct()
+        .load(conn)
+        .await
+        .context("reading the tasks' videos")
+}

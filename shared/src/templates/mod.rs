@@ -209,3 +209,29 @@ pub async fn load_template(conn: &mut PooledConnection<'_>, id: i64) -> anyhow::
         .await
         .with_context(|| format!("loading template {id}"))
 }
+
+/// The user's own enabled watermark templates, oldest first (what
+/// `user:config:{user_id}` caches as `watermark_templates`).
+pub async fn user_watermarks(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+) -> anyhow::Result<Vec<crate::cache::WatermarkTemplate>> {
+    let rows: Vec<(String, String, Option<String>, Option<serde_json::Value>)> = t::table
+        .filter(t::user_id.eq(user_id))
+        .filter(t::template_type.eq(TemplateKind::Watermark.as_str()))
+        .filter(t::status.eq(status::ENABLED))
+        .order(t::id)
+        .select((t::template_id, t::name, t::file_path, t::config))
+        .load(conn)
+        .await
+        .context("reading the user's watermark templates")?;
+    Ok(rows
+        .into_iter()
+        .map(|(template_id, name, file_path, config)| crate::cache::WatermarkTemplate {
+            template_id,
+            name,
+            file_path,
+            config,
+        })
+        .collect())
+}

@@ -125,6 +125,12 @@ async fn fetch(template: &Template, storage: &Storage, scratch: &Path) -> anyhow
 }
 
 impl Branding {
+    /// How long the intro plays before the clip (0 without one): what the
+    /// templated clip's own subtitles are shifted by.
+    pub fn intro_seconds(&self) -> f64 {
+        self.intro.as_ref().map_or(0.0, |b| b.duration)
+    }
+
     /// Brands one clip: `clip` as cut (`duration` seconds, frames of
     /// `source`), captions from `words` timed to `[start, end]` on the
     /// source. Writes `output` (MP4) and returns its size.

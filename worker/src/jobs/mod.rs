@@ -11,7 +11,9 @@ use crate::cancel::Cancel;
 use crate::deadline::StepLimits;
 use crate::pipeline::transcribe::Transcriber;
 use crate::progress::Progress;
+use shared::cache::Cache;
 use shared::db::Pool;
+use shared::detection::DetectionConfig;
 use shared::downloads::sign::LinkSettings;
 use shared::jobs::{
     DownloadPackage, DownloadPackageConfig, JobKind, Noop, NoopConfig, VideoClip, VideoClipConfig,
@@ -33,6 +35,11 @@ pub struct Services {
     pub step_limits: StepLimits,
     /// How download links are made (signing key, public base URL).
     pub links: LinkSettings,
+    /// `video:meta` and `user:config` over the queue's Redis.
+    pub cache: Cache,
+    /// The detector's defaults with the `system_configs` clip limits
+    /// applied; each user's and task's `selling_points` go on top.
+    pub detection: Arc<DetectionConfig>,
 }
 
 /// A task type this worker runs: the shared [`JobKind`] (its `task_type`
@@ -74,6 +81,8 @@ impl Job for VideoClip {
             transcriber: services.transcriber.as_deref(),
             progress: &progress,
             limits: services.step_limits,
+            cache: &services.cache,
+            detection: &services.detection,
         };
         video_clip::run(task, &config, cancel, &deps).await
     }

@@ -16,6 +16,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use bigdecimal::BigDecimal;
 use serde_json::json;
+use shared::cache::{Cache, UserConfig};
 use shared::db::Pool;
 use shared::jobs::VideoClipConfig;
 use shared::models::{NewResult, NewSegment, VideoMetadata};
@@ -34,6 +35,11 @@ pub struct Deps<'a> {
     pub progress: &'a Progress,
     /// Time limit of each step, scaled to the video's duration.
     pub limits: StepLimits,
+    /// Where the user's configuration is read (`user:config:{user_id}`)
+    /// and the video's cached metadata deleted when its row changes.
+    pub cache: &'a Cache,
+    /// The detector's system defaults (built-in, then `system_configs`).
+    pub detection: &'a DetectionConfig,
 }
 
 /// Runs one video task to its outcome.
@@ -90,21 +96,17 @@ fn decimal(value: f64, places: usize) -> BigDecimal {
     BigDecimal::from_str(&format!("{value:.places$}")).unwrap_or_default()
 }
 
-/// The detection settings: defaults, then the user's `selling_points`
-/// config, then the task's.
-async fn detection_config(
-    task: &ClaimedTask,
+/// The detection settings: the system defaults, then the user's
+/// `selling_points` config, then the task's.
+fn detection_config(
+    defaults: &DetectionConfig,
+    user: &UserConfig,
     task_config: &VideoClipConfig,
-    pool: &Pool,
 ) -> anyhow::Result<DetectionConfig> {
-    let mut config = DetectionConfig::default();
-    let user = {
-        let mut conn = shared::db::conn(pool).await?;
-        shared::user_configs::find_config(&mut conn, task.user_id, "selling_points").await?
-    };
-    if let Some(overrides) = user {
+    let mut config = defaults.clone();
+    if let Some(overrides) = user.get(shared::user_configs::SELLING_POINTS) {
         config = config
-            .with_overrides(&overrides)
+            .with_overrides(overrides)
             .map_err(|e| BadInput::new(format!("user config selling_points: {e:#}")))?;
     }
     if let Some(overrides) = &task_config.selling_points {
@@ -113,6 +115,24 @@ async fn detection_config(
             .map_err(|e| BadInput::new(format!("task config selling_points: {e:#}")))?;
     }
     Ok(config)
+}
+
+/// The spoken language: the task's, else the user's `language` config, else
+/// detected (`None`).
+fn spoken_language(
+    user: &UserConfig,
+    task_config: &VideoClipConfig,
+) -> anyhow::Result<Option<String>> {
+    let language = match (&task_config.language, user.get(shared::user_configs::LANGUAGE)) {
+        (Some(language), _) => Some(language.clone()),
+        (None, Some(value)) => {
+            shared::user_configs::check_value(shared::user_configs::LANGUAGE, value)
+                .map_err(|e| BadInput::new(format!("user config {}", e.0)))?;
+            value.as_str().map(str::to_string)
+        }
+        (None, None) => None,
+    };
+    Ok(language.filter(|l| l != "auto"))
 }
 
 async fn run_steps(
@@ -148,6 +168,14 @@ async fn run_steps(
         let mut conn = shared::db::conn(deps.pool).await?;
         shared::videos::mark_processing(&mut conn, task.video_id).await?;
     }
+    if let Err(e) = deps.cache.invalidate_videos(&[task.video_id]).await {
+        tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
+    }
+    // The user's settings, read once per run through `user:config`.
+    // Bad settings fail the task now, before any media work.
+    let user_config = deps.cache.user_config(deps.pool, task.user_id).await?;
+    let config = detection_config(deps.detection, &user_config, task_config)?;
+    let language = spoken_language(&user_config, task_config)?;
     let name = video.original_filename.clone();
     let limits = deps.limits;
     // The duration probed at enqueue sizes the limits until this run's own
@@ -207,7 +235,6 @@ async fn run_steps(
     let transcriber = deps.transcriber.context(
         "this worker has no whisper model (set WHISPER_MODEL or run scripts/fetch-model.sh)",
     )?;
-    let language = task_config.language.clone().filter(|l| l != "auto");
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
@@ -233,7 +260,6 @@ async fn run_steps(
 
     // Detect.
     progress.step("detecting selling points", 72).await;
-    let config = detection_config(task, task_config, deps.pool).await?;
     let scorer = LexiconScorer::new(&config);
     let detection = detect::detect(&transcript, info.duration, &config, &scorer);
     lap("detect", &mut timings);
@@ -421,15 +447,7 @@ async fn cut_one<'a>(
     let clip_size = cx.storage.put_file(&clip, &clip_key).await?;
     cx.storage.put_file(&thumb, &thumb_key).await?;
     let cues = subtitles::clip_cues(cx.words, report.start, report.end, &CueRules::default());
-    let [srt_key, vtt_key] = shared::references::subtitle_keys(&clip_key);
-    for (key, text) in [(srt_key, subtitles::to_srt(&cues)), (vtt_key, subtitles::to_webvtt(&cues))]
-    {
-        let file = cx.scratch.join(key.rsplit('/').next().unwrap_or("subtitles"));
-        tokio::fs::write(&file, text)
-            .await
-            .with_context(|| format!("writing {}", file.display()))?;
-        cx.storage.put_file(&file, &key).await?;
-    }
+    store_subtitles(cx, &clip_key, &cues).await?;
     let templated = match cx.branding {
         Some(branding) => {
             let output = cx.scratch.join(format!("{segment_id}.templated.mp4"));
@@ -438,6 +456,13 @@ async fn cut_one<'a>(
             branding.apply(&clip, span, cx.info, words, &output, cx.scratch, cancel).await?;
             let key = shared::references::templated_key(&clip_key);
             let size = cx.storage.put_file(&output, &key).await?;
+            // Its own subtitles, shifted by the intro that plays first.
+            let shift = branding.intro_seconds();
+            let shifted: Vec<subtitles::Cue> = cues
+                .iter()
+                .map(|c| subtitles::Cue { start: c.start + shift, end: c.end + shift, ..c.clone() })
+                .collect();
+            store_subtitles(cx, &key, &shifted).await?;
             Some((key, size))
         }
         None => None,
@@ -452,6 +477,23 @@ async fn cut_one<'a>(
         cues: cues.len(),
         templated,
     })
+}
+
+/// Stores `cues` as the SRT and WebVTT files beside the clip `clip_key`.
+async fn store_subtitles(
+    cx: &ClipContext<'_>,
+    clip_key: &str,
+    cues: &[subtitles::Cue],
+) -> anyhow::Result<()> {
+    let [srt_key, vtt_key] = shared::references::subtitle_keys(clip_key);
+    for (key, text) in [(srt_key, subtitles::to_srt(cues)), (vtt_key, subtitles::to_webvtt(cues))] {
+        let file = cx.scratch.join(key.rsplit('/').next().unwrap_or("subtitles"));
+        tokio::fs::write(&file, text)
+            .await
+            .with_context(|| format!("writing {}", file.display()))?;
+        cx.storage.put_file(&file, &key).await?;
+    }
+    Ok(())
 }
 
 /// Where one attempt of a task stores its clips and thumbnails:

@@ -19,7 +19,7 @@
 //!    OpenCC character table) because whisper base often writes Traditional.
 //! 2. **Scores** ([`Scorer`], default [`LexiconScorer`]): each sentence gets a
 //!    score in `[0, 1]` per type from weighted lexicon terms (data in
-//!    [`DetectionConfig::lexicons`], defaults in `lexicons.json`). Terms may
+//!    [`DetectionConfig::lexicons`], defaults in `shared/src/detection/lexicons.json`). Terms may
 //!    contain `#` (any number: digits, Chinese numerals, English number
 //!    words) and `...` (a short gap), so `满#...减#`, `#元`, `#% off` and
 //!    `buy one...get one` generalize over prices and discounts. Hooks also get
@@ -41,7 +41,6 @@
 //! model later: everything else (splitting, merging, padding) stays.
 
 mod clips;
-mod config;
 mod eval;
 mod score;
 mod split;
@@ -51,9 +50,11 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{DetectionConfig, Lexicon, ShortClipPolicy, TypeValues};
 pub use eval::{evaluate, evaluate_with_iou, temporal_iou, EvalCounts, DEFAULT_EVAL_IOU};
 pub use score::LexiconScorer;
+pub use shared::detection::{
+    DetectionConfig, Lexicon, SellingPointType, ShortClipPolicy, TypeValues,
+};
 pub use split::{split_sentences, timed_words, TimedWord};
 pub use text::to_simplified;
 
@@ -100,83 +101,6 @@ pub struct Transcript {
     pub language: String,
     /// Segments in time order.
     pub segments: Vec<TranscriptSegment>,
-}
-
-/// The four kinds of selling point. Serialized in lowercase
-/// (`"hook"`, `"material"`, `"effect"`, `"promotion"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SellingPointType {
-    /// Attention-grabbing opening (question, exclamation, "姐妹们", "stop scrolling").
-    Hook,
-    /// What the product is made of: material, fabric, ingredients, build.
-    Material,
-    /// What the product does: results, comfort, performance.
-    Effect,
-    /// Price, discount, coupon, gift, call to buy.
-    Promotion,
-}
-
-impl SellingPointType {
-    /// All four types in a fixed order (the order of [`ScoredSentence::scores`]).
-    pub const ALL: [SellingPointType; 4] = [
-        SellingPointType::Hook,
-        SellingPointType::Material,
-        SellingPointType::Effect,
-        SellingPointType::Promotion,
-    ];
-
-    /// Returns the lowercase name used in JSON and the database (`"hook"`, ...).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SellingPointType::Hook => "hook",
-            SellingPointType::Material => "material",
-            SellingPointType::Effect => "effect",
-            SellingPointType::Promotion => "promotion",
-        }
-    }
-
-    /// Returns the type for a lowercase name, or `None` (e.g. for `"none"`),
-    /// so labels read from JSON or the database map back to the enum.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "hook" => Some(SellingPointType::Hook),
-            "material" => Some(SellingPointType::Material),
-            "effect" => Some(SellingPointType::Effect),
-            "promotion" => Some(SellingPointType::Promotion),
-            _ => None,
-        }
-    }
-
-    /// Returns a short human label in Chinese (`cjk = true`) or English, used
-    /// as the prefix of clip titles.
-    pub fn display_label(&self, cjk: bool) -> &'static str {
-        match (self, cjk) {
-            (SellingPointType::Hook, true) => "开场钩子",
-            (SellingPointType::Material, true) => "材质成分",
-            (SellingPointType::Effect, true) => "使用效果",
-            (SellingPointType::Promotion, true) => "优惠促销",
-            (SellingPointType::Hook, false) => "Hook",
-            (SellingPointType::Material, false) => "Material",
-            (SellingPointType::Effect, false) => "Effect",
-            (SellingPointType::Promotion, false) => "Promotion",
-        }
-    }
-
-    fn index(&self) -> usize {
-        match self {
-            SellingPointType::Hook => 0,
-            SellingPointType::Material => 1,
-            SellingPointType::Effect => 2,
-            SellingPointType::Promotion => 3,
-        }
-    }
-}
-
-impl std::fmt::Display for SellingPointType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A sentence cut from the transcript: its speech span (first word start to

@@ -2,6 +2,7 @@
 //! overrides merged over the defaults.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -238,6 +239,27 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 impl DetectionConfig {
+    /// The built-in defaults ([`DetectionConfig::default`]), parsed once per
+    /// process.
+    pub fn builtin() -> &'static DetectionConfig {
+        static BUILTIN: OnceLock<DetectionConfig> = OnceLock::new();
+        BUILTIN.get_or_init(DetectionConfig::default)
+    }
+
+    /// Checks a stored `selling_points` value (the overrides object itself,
+    /// as `user_configs` and a task's config hold it) the way the detector
+    /// will use it: merged over the built-in defaults. `Err` is the reason,
+    /// naming the offending path (`selling_points.thresholds.hook must be in
+    /// [0, 1], got 2`).
+    pub fn check_overrides(overrides: &Value) -> Result<(), String> {
+        if let Value::Object(map) = overrides {
+            if map.contains_key("selling_points") {
+                return Err("unknown config key `selling_points.selling_points` (give the overrides object itself)".into());
+            }
+        }
+        Self::builtin().with_overrides(overrides).map(drop).map_err(|e| format!("{e:#}"))
+    }
+
     /// Returns a copy of this config with `overrides` deep-merged over it.
     ///
     /// `overrides` is either the `selling_points` object itself or any config
