@@ -4,6 +4,8 @@
 //! config a JSON object), then writes. Task ids are UUIDv7 strings: unique
 //! without coordination and time-ordered, which keeps the unique index on
 //! `task_id` append-mostly.
+//!
+//! (About 420 lines: `video`'s one-transaction registration is kept whole.)
 
 use crate::Output;
 use anyhow::Context;

@@ -2,6 +2,8 @@
 //! `enqueue config` and the `user:config:{user_id}` cache the worker reads,
 //! `video:meta:{video_id}` read through and invalidated when the row
 //! changes, and `system_configs` under the scheduler's and worker's flags.
+//!
+//! (Long on purpose: one scenario per test function, all on one harness.)
 
 mod support;
 

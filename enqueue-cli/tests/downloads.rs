@@ -9,6 +9,8 @@
 //!
 //! Segments are `video_segments` rows inserted directly, with real small
 //! clips made by ffmpeg in storage (running whisper is not what is tested).
+//!
+//! (Long on purpose: one scenario per test function, all on one harness.)
 
 mod support;
 

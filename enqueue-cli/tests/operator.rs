@@ -2,6 +2,8 @@
 //! idempotence, dry run, `--missing`, `--limit`/`--after-id` resume, rate,
 //! Ctrl-C, bad filters) and `enqueue tasks` (filters, cursor paging, JSON
 //! equal to the rows).
+//!
+//! (Long on purpose: one scenario per test function, all on one harness.)
 
 mod support;
 

@@ -22,6 +22,8 @@
 //! a lease expires either because the test writes `lease_expires_at` into
 //! the past or because the test polls the database clock, with a deadline,
 //! until the lease's end has passed.
+//!
+//! (Long on purpose: one scenario per test function, all on one harness.)
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -21,6 +21,8 @@
 //! final line per task with its database summary. Exit 0 only if every task
 //! completed, 1 if any failed or was cancelled (its error is printed) or the
 //! watch was interrupted (Ctrl-C; the tasks keep running).
+//!
+//! (About 430 lines: the polling state machine is one type; its display is in `display.rs`.)
 
 use crate::Output;
 use clap::Args;

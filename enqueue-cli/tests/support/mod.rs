@@ -6,6 +6,8 @@
 //! Each test gets its own database (dropped at the end) and its own
 //! `redis-server` on a free port (killed at the end), so tests run in
 //! parallel without seeing each other's keys or rows.
+//!
+//! (Long on purpose: the whole harness every integration test shares.)
 
 #![allow(dead_code)]
 

@@ -17,6 +17,8 @@
 //! thumbnails/NN-TYPE-SEGMENT_ID.jpg
 //! subtitles/NN-TYPE-SEGMENT_ID.srt   (and .vtt; when the segment has them)
 //! ```
+//!
+//! (Over 400 lines with its tests: the writer is one unit, its tests beside it.)
 
 use crate::storage::Storage;
 use crate::BadInput;

@@ -1,4 +1,6 @@
 //! Unit tests and the fixture F1 check.
+//!
+//! (Long on purpose: one scenario per test function.)
 
 use serde::Deserialize;
 use serde_json::json;

@@ -5,6 +5,8 @@
 //! The "coded" sources carry a 12-bit binary frame counter as black/white bars
 //! over the top third of the picture, so any two different frames differ
 //! clearly even at 64x36 gray, and a frame-accuracy check can fail.
+//!
+//! (Long on purpose: one scenario per test function, sharing generated sources.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
