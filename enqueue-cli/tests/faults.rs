@@ -48,7 +48,9 @@ fn kill_9_chaos_loses_nothing_and_repeats_no_effect() {
     let mut kills = 0;
     let mut recoveries = Vec::new();
     while env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") < 300 {
-        assert!(started.elapsed() < Duration::from_secs(180), "chaos run did not finish in 180 s");
+        // A guard against a hang, not a speed check: on a loaded 2-core
+        // machine (a whisper test beside it) the run has taken over 180 s.
+        assert!(started.elapsed() < Duration::from_secs(480), "chaos run did not finish in 480 s");
         std::thread::sleep(Duration::from_secs(2));
         // SIGKILL one worker (round robin) and start a replacement.
         let slot = kills % 3;
