@@ -14,8 +14,7 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// One `user_configs` row.
@@ -104,73 +103,10 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, 
     })
 }
 
-/// The value of `default_templates`: which template each kind uses. Every
-/// kind is optional; whether the template exists and may be used is decided
-/// when a task uses it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DefaultTemplates {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intro: Option<TemplateRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outro: Option<TemplateRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watermark: Option<TemplateRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub captions: Option<TemplateRef>,
-}
-
-/// A template named by its public `template_id` or its numeric `id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateRef {
-    Id(i64),
-    TemplateId(String),
-}
-
-impl Serialize for TemplateRef {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            TemplateRef::Id(id) => serializer.serialize_i64(*id),
-            TemplateRef::TemplateId(id) => serializer.serialize_str(id),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TemplateRef {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RefVisitor;
-        impl Visitor<'_> for RefVisitor {
-            type Value = TemplateRef;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a template id (a template_id string or a positive numeric id)")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TemplateRef, E> {
-                match i64::try_from(v) {
-                    Ok(id) if id > 0 => Ok(TemplateRef::Id(id)),
-                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
-                }
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TemplateRef, E> {
-                if v > 0 {
-                    Ok(TemplateRef::Id(v))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Signed(v), &self))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TemplateRef, E> {
-                let ok = !v.is_empty()
-                    && v.chars().count() <= 100
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
-                if ok {
-                    Ok(TemplateRef::TemplateId(v.to_string()))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
-                }
-            }
-        }
-        deserializer.deserialize_any(RefVisitor)
-    }
-}
+/// The value of `default_templates`: which template each kind uses (the
+/// same type a task's `templates` config has). Every kind is optional;
+/// whether the template exists and may be used is decided when a task uses it.
+pub use crate::templates::{TemplateChoice as DefaultTemplates, TemplateRef};
 
 /// The value of `language`: a JSON string.
 #[derive(Debug, Clone, Deserialize)]

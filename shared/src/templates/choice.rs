@@ -5,7 +5,8 @@
 use super::{find_template, status, TemplateKind};
 use crate::db::PooledConnection;
 use crate::BadInput;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The templates a task names, one per kind (each a `template_id` or `id`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,9 +22,9 @@ pub struct TemplateChoice {
     pub captions: Option<TemplateRef>,
 }
 
-/// A template named by its numeric `id` or its `template_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// A template named by its numeric `id` or its `template_id` (in JSON a
+/// positive number or a string of letters, digits and `-_.:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateRef {
     Id(i64),
     Key(String),
@@ -143,4 +144,49 @@ pub async fn choose_for_task(
     let mut config = config.unwrap_or_else(|| serde_json::json!({}));
     config["templates"] = serde_json::to_value(&resolved)?;
     Ok(Some(config))
+}
+
+impl Serialize for TemplateRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TemplateRef::Id(id) => serializer.serialize_i64(*id),
+            TemplateRef::Key(id) => serializer.serialize_str(id),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TemplateRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RefVisitor;
+        impl Visitor<'_> for RefVisitor {
+            type Value = TemplateRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a template id (a template_id string or a positive numeric id)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TemplateRef, E> {
+                match i64::try_from(v) {
+                    Ok(id) if id > 0 => Ok(TemplateRef::Id(id)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TemplateRef, E> {
+                if v > 0 {
+                    Ok(TemplateRef::Id(v))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TemplateRef, E> {
+                let ok = !v.is_empty()
+                    && v.chars().count() <= 100
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                if ok {
+                    Ok(TemplateRef::Key(v.to_string()))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(RefVisitor)
+    }
 }
