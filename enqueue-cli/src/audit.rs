@@ -5,6 +5,7 @@
 //! logged there, and a failed audit write never changes the command's result.
 
 use crate::configs::{ConfigCommand, SystemConfigCommand};
+use crate::token::TokenCommand;
 use crate::Command;
 use shared::audit::Operation;
 use shared::config::{redact_url, Settings};
@@ -47,6 +48,12 @@ impl Audit {
             Command::Template {
                 command: crate::template::TemplateCommand::Disable { template },
             } => ("template disable", "template", Some(template.clone()), None),
+            Command::Token { command: TokenCommand::Create { user, .. } } => {
+                ("token create", "api_token", None, Some(user.clone()))
+            }
+            Command::Token { command: TokenCommand::Revoke { user, token_id } } => {
+                ("token revoke", "api_token", Some(token_id.to_string()), Some(user.clone()))
+            }
             Command::Download(args) => (
                 "download",
                 "download_record",
@@ -125,13 +132,29 @@ impl Audit {
     }
 }
 
-/// A command-line argument with any URL password, and the signature of a
-/// download link, replaced by `***`.
+/// A command-line argument with any URL password, the signature of a
+/// download link, and an API token replaced by `***`. (No command takes a
+/// token as an argument: `token create` prints it. The check keeps one that
+/// was pasted into the command line by mistake out of `operation_logs`.)
 fn redact_arg(arg: &str) -> String {
+    let arg = redact_token(arg);
     match arg.split_once('=') {
         Some((flag, value)) if flag.starts_with("--") => format!("{flag}={}", redact_url(value)),
-        _ => shared::downloads::sign::redact_link(&redact_url(arg)),
+        _ => shared::downloads::sign::redact_link(&redact_url(&arg)),
     }
+}
+
+/// `arg` with every API token in it replaced by `vc_***`.
+fn redact_token(arg: &str) -> String {
+    let tokens: Vec<&str> = arg
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| shared::tokens::is_well_formed(w))
+        .collect();
+    let mut redacted = arg.to_string();
+    for token in tokens {
+        redacted = redacted.replace(token, "vc_***");
+    }
+    redacted
 }
 
 /// `user@host` of whoever runs the command.

@@ -16,6 +16,7 @@ mod inspect;
 mod listing;
 mod table;
 mod template;
+mod token;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,11 @@ enum Command {
     Template {
         #[command(subcommand)]
         command: template::TemplateCommand,
+    },
+    /// Users' API tokens (for the HTTP API): create (shown once), list, revoke
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
     /// Manage user quotas (monthly_videos)
     Quota {
@@ -162,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { command } => admin::user(&cli.settings, &out, command).await,
         Command::Quota { command } => admin::quota(&cli.settings, &out, command).await,
         Command::Template { command } => template::template(&cli.settings, &out, command).await,
+        Command::Token { command } => token::token(&cli.settings, &out, command).await,
         Command::Video(args) => create::video(&cli.settings, &out, args).await,
         Command::Task(args) => create::task(&cli.settings, &out, args).await,
         Command::Noop(args) => create::noop(&cli.settings, &out, args).await,

@@ -1,6 +1,7 @@
 //! The migrations create the seed schema: every table, column and index of
 //! docs/seed/video-clip-database-design.md sections 3 and 5.1 (minus
-//! the documented exceptions), plus the queue protocol's additions.
+//! the documented exceptions), plus the queue protocol's additions and
+//! `api_tokens`.
 
 mod support;
 
@@ -66,6 +67,9 @@ const SEED_INDEXES: &[(&str, &str)] = &[
     // Queue protocol additions.
     ("processing_tasks", "idx_queue"),
     ("processing_tasks", "idx_waiting_since"),
+    // API tokens (migration 11).
+    ("api_tokens", "uk_token_hash"),
+    ("api_tokens", "idx_user_id"),
 ];
 
 /// Column counts per table: the seed's columns, plus five on processing_tasks.
@@ -83,6 +87,8 @@ const COLUMNS: &[(&str, i64)] = &[
     ("system_configs", 7),
     // Queue protocol addition: status history (migration 3).
     ("task_status_history", 8),
+    // API tokens (migration 11).
+    ("api_tokens", 9),
 ];
 
 #[test]
@@ -112,12 +118,12 @@ fn migrations_create_every_seed_table_column_and_index() {
         ));
         assert!(n > 0, "index {index} missing on {table}");
     }
-    // Foreign keys: 14 in the seed.
+    // Foreign keys: 14 in the seed, plus api_tokens -> users.
     let fks = env.count(&format!(
         "SELECT COUNT(*) FROM information_schema.referential_constraints WHERE constraint_schema = '{}'",
         env.database
     ));
-    assert_eq!(fks, 14, "foreign keys");
+    assert_eq!(fks, 15, "foreign keys");
     // utf8mb4 everywhere.
     let not_utf8mb4 = env.count(&format!(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_collation <> 'utf8mb4_unicode_ci'",

@@ -30,6 +30,7 @@ pub mod system_configs;
 pub mod tasks;
 pub mod templates;
 pub mod tls;
+pub mod tokens;
 pub mod user_configs;
 pub mod users;
 pub mod videos;

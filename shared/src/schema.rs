@@ -227,6 +227,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Per-user API tokens (migration 11): only each token's SHA-256 is stored.
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Nullable<Varchar>,
+        token_prefix -> Varchar,
+        token_hash -> Char,
+        is_operator -> Bool,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_configs -> users (user_id));
 diesel::joinable!(user_quotas -> users (user_id));
 diesel::joinable!(videos -> users (user_id));
@@ -236,6 +251,7 @@ diesel::joinable!(processing_results -> processing_tasks (task_id));
 diesel::joinable!(video_segments -> processing_tasks (task_id));
 diesel::joinable!(download_records -> users (user_id));
 diesel::joinable!(operation_logs -> users (user_id));
+diesel::joinable!(api_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -250,4 +266,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     operation_logs,
     system_configs,
     task_status_history,
+    api_tokens,
 );
