@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo, on a fresh machine: services, whisper model, build, migrations,
 # the fixture videos enqueued, one scheduler and one worker until idle, then
-# the selling-point clips they cut; and a burst of no-op tasks through the
-# same queue to show its speed.
+# the selling-point clips they cut; a burst of no-op tasks through the same
+# queue to show its speed; and last the HTTP API and dashboard, left running
+# with the demo's tasks in it (the script prints its URL and a login token).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
@@ -106,3 +107,31 @@ wait
 end=$(date +%s.%N)
 python3 -c "print(f'20000 tasks in {$end - $start:.2f} s: {20000/($end - $start):.0f} tasks/s end to end')"
 "$bin/enqueue" queues
+
+echo
+echo "== the dashboard and the HTTP API (left running; logs in .local/demo-api.log)"
+if [ -f .local/demo-api.pid ]; then kill "$(cat .local/demo-api.pid)" 2>/dev/null || true; fi
+"$bin/enqueue" user add operator --email operator@example.com >/dev/null 2>&1 || true
+token=$("$bin/enqueue" token create operator --operator --name demo-dashboard --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+listen="${API_LISTEN:-127.0.0.1:8080}"
+nohup "$bin/api" --listen "$listen" >.local/demo-api.log 2>&1 &
+echo $! >.local/demo-api.pid
+# Ready when /readyz says so (database and Redis reachable), within 30 s.
+python3 - "$listen" <<'PY'
+import sys, time, urllib.request
+deadline = time.time() + 30
+while True:
+    try:
+        if urllib.request.urlopen(f"http://{sys.argv[1]}/readyz", timeout=2).status == 200:
+            break
+    except Exception:
+        pass
+    if time.time() > deadline:
+        sys.exit(f"the api did not become ready on {sys.argv[1]}: see .local/demo-api.log")
+    time.sleep(0.1)
+PY
+echo "dashboard: http://$listen/  (log in with the operator token below; the demo's tasks are under Tasks)"
+echo "API:       http://$listen/api/v1/openapi.json  (curl -H 'Authorization: Bearer TOKEN' http://$listen/api/v1/tasks)"
+echo "operator token (shown once): $token"
+echo "stop it:   kill \$(cat .local/demo-api.pid)"

@@ -239,4 +239,10 @@ check "ffmpeg burns captions (libass)" ffmpeg \
 # --- openssl (enqueue-cli/tests/tls.rs makes a throwaway CA with it) ---------
 check "openssl makes a key" openssl openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/key.pem"
 
+# --- chromium (the dashboard's browser tests drive it through chromedriver) --
+printf '<!doctype html><title>ok</title><p id="x">rendered</p>' >"$tmp/page.html"
+check "chromium renders a page headless" chromium \
+  sh -c 'chromium --headless=new --no-sandbox --disable-gpu --dump-dom "file://$1" 2>/dev/null | grep -q rendered' _ "$tmp/page.html"
+check "chromedriver" chromium-driver chromedriver --version
+
 exit "$failed"

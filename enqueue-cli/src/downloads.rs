@@ -1,10 +1,9 @@
 //! `enqueue download` and `enqueue fetch-download`: download packages.
 //!
-//! `download` checks everything first (the segments are the requesting
-//! user's, `status` 1, with a clip; the templated clips exist with
-//! `--templated`; `file://` storage has a signing key), then writes the
-//! `download_records` row and its `download_package` task in one
-//! transaction. `--wait` follows the task and prints the link.
+//! `download` asks for a package through `shared::downloads::request_package`
+//! (everything checked first, then the record and its task written in one
+//! transaction; the API does the same). `--wait` follows the task and
+//! prints the link.
 //!
 //! `fetch-download` honours a link: a signed `file://`-storage link (its
 //! signature and expiry checked with `shared::downloads::sign`, the code an
@@ -15,14 +14,12 @@
 use crate::Output;
 use anyhow::Context;
 use clap::{ArgGroup, Args};
-use diesel_async::AsyncConnection;
 use serde_json::json;
 use shared::config::Settings;
 use shared::downloads::package::PackageFormat;
-use shared::downloads::sign::{self, LinkSettings, SigningKey};
-use shared::downloads::{self, Download, NewDownload, SegmentForPackage};
-use shared::jobs::DownloadPackageConfig;
-use shared::models::{task_type, NewTask, TaskStatus};
+use shared::downloads::sign::{self, SigningKey};
+use shared::downloads::{self, Download, PackageRequest, Selection};
+use shared::models::TaskStatus;
 use shared::BadInput;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,79 +91,28 @@ pub async fn download(
     args: DownloadArgs,
 ) -> anyhow::Result<ExitCode> {
     let storage = shared::storage::Storage::from_url(&settings.storage_url)?;
-    let links = LinkSettings::from_env()?;
-    if !storage.is_s3() && links.signing_key.is_none() {
-        SigningKey::require_from_env()?;
-    }
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let mut conn = shared::db::conn(&pool).await?;
     let user = match &args.user {
         Some(name) => Some(shared::users::require_user(&mut conn, name).await?),
         None => None,
     };
-    let segments: Vec<SegmentForPackage> = match &args.task {
-        Some(task_id) => {
-            let (task_pk, owner) = downloads::find_task(&mut conn, task_id)
-                .await?
-                .ok_or_else(|| BadInput::new(format!("no task with id {task_id:?}")))?;
-            if let Some(user) = user.as_ref().filter(|u| u.id != owner) {
-                return Err(BadInput::new(format!(
-                    "task {task_id} is not one of user {:?}'s tasks",
-                    user.username
-                ))
-                .into());
-            }
-            let segments = downloads::segments_of_task(&mut conn, task_pk).await?;
-            if segments.is_empty() {
-                return Err(BadInput::new(format!(
-                    "task {task_id} has no clips with status 1 to package"
-                ))
-                .into());
-            }
-            for segment in &segments {
-                downloads::check_segment(segment)?;
-            }
-            segments
-        }
-        None => {
-            let found = downloads::segments_by_ids(&mut conn, &args.segment_ids).await?;
-            downloads::check_packageable(
-                &args.segment_ids,
-                &found,
-                user.as_ref().map(|u| (u.id, u.username.as_str())),
-            )?
-        }
+    let selection = match &args.task {
+        Some(task_id) => Selection::Task(task_id.clone()),
+        None => Selection::Segments(args.segment_ids.clone()),
     };
-    if args.templated {
-        // Refused now, with the segment named, rather than by the task.
-        downloads::resolve_clips(&storage, &segments, true).await?;
-    }
-    let owner = user.as_ref().map(|u| u.id).unwrap_or(segments[0].user_id);
-    let download_id = downloads::new_download_id();
-    let record = NewDownload::for_segments(&download_id, owner, &segments, args.format);
-    let expires_in = args.expires_in.as_secs();
-    let config = serde_json::to_value(DownloadPackageConfig {
-        download_id: download_id.clone(),
+    let request = PackageRequest {
+        selection,
         templated: args.templated,
-        expires_in_seconds: expires_in,
-    })?;
-    shared::jobs::check_config(task_type::DOWNLOAD_PACKAGE, Some(&config))?;
-    let task = NewTask {
-        task_id: uuid::Uuid::now_v7().to_string(),
-        user_id: owner,
-        // A task names a video (a required foreign key): the first clip's.
-        video_id: segments[0].original_video_id,
-        task_type: task_type::DOWNLOAD_PACKAGE.into(),
-        config: Some(config),
+        format: args.format,
+        expires_in_seconds: args.expires_in.as_secs(),
         priority: args.priority,
         max_retries: args.max_retries,
     };
-    conn.transaction(async |conn| -> anyhow::Result<()> {
-        downloads::insert_download(conn, &record, expires_in).await?;
-        shared::tasks::insert_tasks(conn, std::slice::from_ref(&task)).await?;
-        Ok(())
-    })
-    .await?;
+    let requested =
+        downloads::request_package(&mut conn, &storage, user.as_ref(), &request).await?;
+    let download_id = requested.download_id.clone();
+    let task = requested;
     crate::create::cache_pending(settings, std::slice::from_ref(&task.task_id)).await;
     // The pool has one connection: following the task needs it.
     drop(conn);

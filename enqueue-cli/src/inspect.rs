@@ -5,9 +5,10 @@ use crate::Output;
 use clap::Args;
 use serde_json::json;
 use shared::config::Settings;
+use shared::control::Change;
 use shared::db::Pool;
 use shared::models::{TaskStatus, TaskSummary};
-use shared::queue::{CachedStatus, Queue, HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE};
+use shared::queue::{Queue, HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -51,14 +52,6 @@ pub struct RetryArgs {
     pub force: bool,
 }
 
-/// A task as JSON: every summary field plus the status name.
-fn summary_json(task: &TaskSummary) -> serde_json::Value {
-    let mut value = serde_json::to_value(task).unwrap_or_default();
-    let status = TaskStatus::from_code(task.status).map(|s| s.name()).unwrap_or("unknown");
-    value["status"] = json!(status);
-    value
-}
-
 /// Reads the tasks, refusing unknown ids as bad input (nothing is changed).
 async fn load(pool: &Pool, task_ids: &[String]) -> anyhow::Result<Vec<TaskSummary>> {
     let mut conn = shared::db::conn(pool).await?;
@@ -96,7 +89,7 @@ pub async fn status(
         "REASON",
     ]);
     for task in &tasks {
-        let mut value = summary_json(task);
+        let mut value = task.to_json();
         let history = if args.history {
             shared::history::task_history(&mut shared::db::conn(&pool).await?, &task.task_id)
                 .await?
@@ -147,41 +140,24 @@ pub async fn status(
 pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     let queue = Queue::connect(&settings.redis_url).await?;
-    let (high, normal, epoch) = queue.lengths_and_epoch().await?;
-    let workers = queue.live_workers().await?;
     let mut conn = shared::db::conn(&pool).await?;
-    let counts = shared::tasks::count_by_status(&mut conn).await?;
-    let running = shared::tasks::running_by_worker(&mut conn).await?;
-    let oldest_wait = shared::tasks::oldest_wait_seconds(&mut conn).await?;
-    let mut by_status = serde_json::Map::new();
-    for status in TaskStatus::ALL {
-        let n =
-            counts.iter().find(|(code, _)| *code == status.code()).map(|(_, n)| *n).unwrap_or(0);
-        by_status.insert(status.name().to_string(), json!(n));
-    }
-    let value = json!({
-        "queues": { HIGH_PRIORITY_QUEUE: high, VIDEO_PROCESSING_QUEUE: normal },
-        "redis_holds_queues": epoch,
-        "tasks": by_status,
-        "oldest_wait_seconds": oldest_wait,
-        "workers_alive": workers,
-        "running_per_worker": running.iter().map(|(w, n)| (w.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
-    });
-    out.emit(&value, || {
+    let fleet = shared::overview::FleetOverview::read(&mut conn, &queue).await?;
+    out.emit(&fleet.to_json(), || {
         let mut table = comfy_table::Table::new();
-        table.add_row([HIGH_PRIORITY_QUEUE.to_string(), high.to_string()]);
-        table.add_row([VIDEO_PROCESSING_QUEUE.to_string(), normal.to_string()]);
-        for (name, n) in &by_status {
-            table.add_row([format!("tasks {name}"), n.to_string()]);
+        table.add_row([HIGH_PRIORITY_QUEUE.to_string(), fleet.high_priority.to_string()]);
+        table.add_row([VIDEO_PROCESSING_QUEUE.to_string(), fleet.video_processing.to_string()]);
+        for (status, n) in &fleet.tasks {
+            table.add_row([format!("tasks {}", status.name()), n.to_string()]);
         }
-        let wait = oldest_wait.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
+        let wait = fleet.oldest_wait_seconds.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
         table.add_row(["oldest waiting task".to_string(), wait]);
-        table.add_row(["workers alive".to_string(), workers.len().to_string()]);
-        for worker in &workers {
-            let n = running.iter().find(|(w, _)| w == worker).map(|(_, n)| *n).unwrap_or(0);
-            table.add_row([format!("  {worker}"), format!("{n} running")]);
+        table.add_row(["workers alive".to_string(), fleet.workers_alive.len().to_string()]);
+        for worker in &fleet.workers_alive {
+            table.add_row([format!("  {worker}"), format!("{} running", fleet.running_on(worker))]);
         }
-        for (worker, n) in running.iter().filter(|(w, _)| !workers.contains(w)) {
+        for (worker, n) in
+            fleet.running_per_worker.iter().filter(|(w, _)| !fleet.workers_alive.contains(w))
+        {
             table.add_row([
                 format!("  {worker}"),
                 format!("{n} running (no heartbeat: leases will expire)"),
@@ -190,35 +166,6 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         crate::table::render(table, &[])
     });
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the new state of changed tasks to the status cache (best effort).
-async fn refresh_cache(settings: &Settings, tasks: &[TaskSummary], videos: &[i64]) {
-    if let Ok(queue) = Queue::connect(&settings.redis_url).await {
-        if let Err(e) = shared::cache::Cache::new(&queue).invalidate_videos(videos).await {
-            tracing::warn!("video:meta not invalidated: {}", shared::one_line(&e));
-        }
-        let statuses: Vec<(String, CachedStatus)> = tasks
-            .iter()
-            .filter_map(|t| {
-                let status = TaskStatus::from_code(t.status).ok()?;
-                Some((
-                    t.task_id.clone(),
-                    CachedStatus::now(status, t.progress, t.current_step.as_deref()),
-                ))
-            })
-            .collect();
-        if let Err(e) = queue.set_statuses(&statuses).await {
-            tracing::warn!("task:status not updated: {}", shared::one_line(&e));
-        }
-    }
-}
-
-/// A change `cancel` or `retry` makes to the tasks named.
-#[derive(Clone, Copy)]
-enum Change {
-    Cancel,
-    Retry { force: bool },
 }
 
 /// `enqueue cancel`.
@@ -261,7 +208,8 @@ fn parse_time(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
 }
 
 /// Checks every id exists (else bad input, nothing changed), applies the
-/// change, refreshes the status cache and prints each task's new status.
+/// change ([`shared::control::apply`]: rows, then caches) and prints each
+/// task's new status, in the order named.
 async fn change(
     settings: &Settings,
     out: &Output,
@@ -270,25 +218,12 @@ async fn change(
 ) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     load(&pool, &args.task_ids).await?;
-    let mut conn = shared::db::conn(&pool).await?;
-    let changed = match change {
-        Change::Cancel => shared::tasks::cancel_tasks(&mut conn, &args.task_ids).await?,
-        Change::Retry { force } => {
-            shared::tasks::retry_tasks(&mut conn, &args.task_ids, force).await?
-        }
-    };
-    // A cancel may have moved the tasks' videos back to uploaded.
-    let videos = match change {
-        Change::Cancel if changed > 0 => {
-            shared::tasks::video_ids_of(&mut conn, &args.task_ids).await?
-        }
-        _ => Vec::new(),
-    };
-    drop(conn);
+    let queue = Queue::connect(&settings.redis_url).await.ok();
+    let (changed, _) =
+        shared::control::apply(&pool, queue.as_ref(), &args.task_ids, change).await?;
     let tasks = load(&pool, &args.task_ids).await?;
-    refresh_cache(settings, &tasks, &videos).await;
     for task in &tasks {
-        let value = summary_json(task);
+        let value = task.to_json();
         out.emit(&value, || {
             format!("{} {}", task.task_id, value["status"].as_str().unwrap_or("?"))
         });
@@ -329,18 +264,7 @@ pub async fn segments(
     let number = |d: &bigdecimal::BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
     let mut table = crate::table::with_header(&["TYPE", "START", "END", "CONF", "TITLE", "CLIP"]);
     for row in &rows {
-        let value = json!({
-            "segment_id": row.segment_id,
-            "selling_point_type": row.selling_point_type,
-            "start_time": number(&row.start_time),
-            "end_time": number(&row.end_time),
-            "confidence": row.confidence.as_ref().map(number),
-            "title": row.title,
-            "description": row.description,
-            "file_path": row.file_path,
-            "file_size": row.file_size,
-            "thumbnail_url": row.thumbnail_url,
-        });
+        let value = row.to_json();
         if out.json {
             println!("{value}");
             continue;

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 use shared::config::Settings;
 use shared::models::TaskStatus;
-use shared::tasks::{ListedTask, TaskFilter, BATCH_ROWS};
+use shared::tasks::{TaskFilter, BATCH_ROWS};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -37,28 +37,6 @@ pub struct TasksArgs {
     /// Oldest first (default: newest first)
     #[arg(long)]
     pub oldest_first: bool,
-}
-
-/// A listed task as JSON: its columns, its owner's name and its status name.
-fn task_json(task: &ListedTask, username: &str) -> serde_json::Value {
-    json!({
-        "id": task.id,
-        "task_id": task.task_id,
-        "user": username,
-        "user_id": task.user_id,
-        "video_id": task.video_id,
-        "task_type": task.task_type,
-        "status": status_name(task.status),
-        "priority": task.priority,
-        "progress": task.progress,
-        "current_step": task.current_step,
-        "retry_count": task.retry_count,
-        "max_retries": task.max_retries,
-        "error_message": task.error_message,
-        "created_at": task.created_at,
-        "started_at": task.started_at,
-        "completed_at": task.completed_at,
-    })
 }
 
 /// The name of a status code, or `unknown` for a code docs/CONTRACT.md does
@@ -91,6 +69,7 @@ pub async fn tasks(settings: &Settings, out: &Output, args: TasksArgs) -> anyhow
         user_id,
         task_type: args.task_type.clone(),
         created_since: args.since,
+        video_name: None,
     };
     let limit = args.limit as usize;
     // One row more than the page tells whether another page exists.
@@ -103,7 +82,7 @@ pub async fn tasks(settings: &Settings, out: &Output, args: TasksArgs) -> anyhow
 
     if out.json {
         for (task, username) in &rows {
-            println!("{}", task_json(task, username));
+            println!("{}", task.to_json(username));
         }
         println!("{}", json!({ "next_cursor": next_cursor }));
         return Ok(ExitCode::SUCCESS);

@@ -13,8 +13,9 @@
 # Needed at run time, for the tests and to build (cmake and libclang-dev for
 # whisper-rs-sys; espeak-ng and sox to make the fixture videos; openssl for
 # the TLS tests' throwaway certificate authority; fonts-noto-cjk for captions
-# burned into clips, Mandarin included).  The one list.
-PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl fonts-noto-cjk)
+# burned into clips, Mandarin included; chromium and chromium-driver for the
+# dashboard's browser tests).  The one list.
+PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl fonts-noto-cjk chromium chromium-driver)
 
 # package_installed PKG: true if dpkg has PKG installed ("install ok
 # installed"; "hold ok installed" is installed too, just pinned).  A package

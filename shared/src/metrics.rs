@@ -34,3 +34,14 @@ pub async fn serve(addr: Option<&str>) -> anyhow::Result<Option<std::net::Socket
     tracing::info!(%socket, "serving metrics at http://{socket}/metrics");
     Ok(Some(socket))
 }
+
+/// Installs the global recorder and returns its handle, for a program
+/// that serves `/metrics` on its own HTTP server (the API) by rendering
+/// the handle.
+pub fn install_handle() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}

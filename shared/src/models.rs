@@ -185,6 +185,17 @@ pub struct TaskSummary {
     pub actual_duration: Option<i32>,
 }
 
+impl TaskSummary {
+    /// The JSON form `enqueue status --json` and the API print: every
+    /// field, with the status as its name.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let status = TaskStatus::from_code(self.status).map(|s| s.name()).unwrap_or("unknown");
+        value["status"] = serde_json::json!(status);
+        value
+    }
+}
+
 /// A `processing_results` row about to be written with its task's completion.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = processing_results)]
@@ -249,6 +260,26 @@ pub struct SegmentRow {
     pub file_path: Option<String>,
     pub file_size: Option<i64>,
     pub thumbnail_url: Option<String>,
+}
+
+impl SegmentRow {
+    /// The JSON form `enqueue segments --json` and the API print (the
+    /// seed's column names; times and confidence as numbers).
+    pub fn to_json(&self) -> serde_json::Value {
+        let number = |d: &BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
+        serde_json::json!({
+            "segment_id": self.segment_id,
+            "selling_point_type": self.selling_point_type,
+            "start_time": number(&self.start_time),
+            "end_time": number(&self.end_time),
+            "confidence": self.confidence.as_ref().map(number),
+            "title": self.title,
+            "description": self.description,
+            "file_path": self.file_path,
+            "file_size": self.file_size,
+            "thumbnail_url": self.thumbnail_url,
+        })
+    }
 }
 
 /// A database time (UTC: every session runs in UTC) as RFC 3339, the form

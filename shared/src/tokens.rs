@@ -218,6 +218,23 @@ pub async fn authenticate(
     Ok(Some(Caller { user_id, username, token_id, is_operator }))
 }
 
+/// True while the token with this id is unrevoked and its user enabled:
+/// what a dashboard session made from the token checks on every use, so
+/// revoking a token ends its sessions too.
+pub async fn is_active(conn: &mut PooledConnection<'_>, token_id: i64) -> anyhow::Result<bool> {
+    let found: Option<i64> = api_tokens::table
+        .inner_join(users::table)
+        .filter(api_tokens::id.eq(token_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .filter(users::status.eq(1))
+        .select(api_tokens::id)
+        .first(conn)
+        .await
+        .optional()
+        .context("checking an API token")?;
+    Ok(found.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+pub mod browser;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
@@ -31,10 +33,10 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Directory holding the built `enqueue`, `scheduler` and `worker`.
+/// Directory holding the built `enqueue`, `scheduler`, `worker` and `api`.
 pub fn bin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_enqueue")).parent().unwrap().to_path_buf();
-    for bin in ["scheduler", "worker"] {
+    for bin in ["scheduler", "worker", "api"] {
         assert!(
             dir.join(bin).exists(),
             "{} missing: build every binary first (cargo build --workspace --bins)",

@@ -21,11 +21,13 @@
 
 pub mod package;
 mod records;
+mod request;
 mod segments;
 pub mod sign;
 mod sweep;
 
 pub use records::*;
+pub use request::*;
 pub use segments::*;
 pub use sweep::*;
 

@@ -96,6 +96,8 @@ pub struct TaskFilter {
     pub task_type: Option<String>,
     /// `created_at` at or after this time (UTC).
     pub created_since: Option<NaiveDateTime>,
+    /// Tasks of videos whose `original_filename` contains this text.
+    pub video_name: Option<String>,
 }
 
 /// A task as `enqueue tasks` lists it.
@@ -118,6 +120,31 @@ pub struct ListedTask {
     pub created_at: Option<NaiveDateTime>,
     pub started_at: Option<NaiveDateTime>,
     pub completed_at: Option<NaiveDateTime>,
+}
+
+impl ListedTask {
+    /// The JSON form `enqueue tasks --json` and the API print: the columns,
+    /// the owner's name and the status name.
+    pub fn to_json(&self, username: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "task_id": self.task_id,
+            "user": username,
+            "user_id": self.user_id,
+            "video_id": self.video_id,
+            "task_type": self.task_type,
+            "status": TaskStatus::from_code(self.status).map(|s| s.name()).unwrap_or("unknown"),
+            "priority": self.priority,
+            "progress": self.progress,
+            "current_step": self.current_step,
+            "retry_count": self.retry_count,
+            "max_retries": self.max_retries,
+            "error_message": self.error_message,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        })
+    }
 }
 
 /// Up to `limit` tasks matching `filter`, each with its owner's name,
@@ -151,6 +178,13 @@ pub async fn list_tasks(
     }
     if let Some(since) = filter.created_since {
         query = query.filter(pt::created_at.ge(since));
+    }
+    if let Some(name) = &filter.video_name {
+        let escaped = name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let matching = videos::table
+            .filter(videos::original_filename.like(format!("%{escaped}%")))
+            .select(videos::id);
+        query = query.filter(pt::video_id.eq_any(matching));
     }
     query = match (oldest_first, after) {
         (true, Some(after)) => query.filter(pt::id.gt(after)),

@@ -45,6 +45,7 @@ mod finish;
 mod lease;
 mod listing;
 mod schedule;
+mod views;
 
 pub use admin::*;
 pub use backfill::*;
@@ -54,3 +55,4 @@ pub use finish::*;
 pub use lease::*;
 pub use listing::*;
 pub use schedule::*;
+pub use views::*;

@@ -1,0 +1,550 @@
+//! `/api/v1/tasks`: create tasks for stored videos, list them, read one
+//! (status, history, segments, transcript), cancel and retry.
+//!
+//! Scoping: a caller sees its own tasks, an operator every task; another
+//! user's task answers exactly like a missing one (404), so ids leak nothing.
+
+use super::{JsonBody, QueryParams};
+use crate::audit::{self, Client};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::control::Change;
+use shared::models::{task_type, TaskStatus};
+use shared::registration::TaskRequest;
+use shared::tasks::{TaskFilter, TaskOwner};
+
+/// Most tasks one list page or one bulk request names.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Looks up a task the caller may see: 404 otherwise.
+pub async fn visible_task(
+    state: &AppState,
+    caller: &Caller,
+    task_id: &str,
+) -> ApiResult<TaskOwner> {
+    let mut conn = state.conn().await?;
+    match shared::tasks::find_owner(&mut conn, task_id).await? {
+        Some(owner) if caller.sees(owner.user_id) => Ok(owner),
+        _ => Err(ApiError::not_found(format!("task {task_id}"))),
+    }
+}
+
+/// The task's JSON as `GET /api/v1/tasks/{id}` answers it.
+async fn task_json(state: &AppState, owner: &TaskOwner, task_id: &str) -> ApiResult<Value> {
+    let mut conn = state.conn().await?;
+    let summary = shared::tasks::find_summaries(&mut conn, &[task_id.to_string()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("task {task_id}")))?;
+    let mut value = summary.to_json();
+    value["user_id"] = json!(owner.user_id);
+    value["video_id"] = json!(owner.video_id);
+    Ok(value)
+}
+
+/// `GET /api/v1/tasks/{task_id}`: status, progress, current_step,
+/// retry_count, error_message, timings.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let owner = visible_task(&state, &caller, &task_id).await?;
+    Ok(Json(task_json(&state, &owner, &task_id).await?))
+}
+
+/// `GET /api/v1/tasks/{task_id}/history`: every status change, oldest first.
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    visible_task(&state, &caller, &task_id).await?;
+    let mut conn = state.conn().await?;
+    let changes = shared::history::task_history(&mut conn, &task_id).await?;
+    let name =
+        |code: Option<i8>| code.and_then(|c| TaskStatus::from_code(c).ok()).map(|s| s.name());
+    let history: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "from_status": name(c.from_status),
+                "to_status": name(Some(c.to_status)),
+                "attempt": c.attempt,
+                "worker": c.worker,
+                "reason": c.reason,
+                "changed_at": c.changed_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "task_id": task_id, "history": history })))
+}
+
+/// The base of absolute URLs in answers: `PUBLIC_BASE_URL` when set, else
+/// the scheme-less `Host` the caller used (`http://HOST`).
+pub fn base_url(headers: &HeaderMap) -> String {
+    if std::env::var(shared::downloads::sign::PUBLIC_BASE_URL_ENV).is_ok() {
+        return shared::downloads::sign::public_base_url();
+    }
+    match headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if host.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)) => {
+            format!("http://{host}")
+        }
+        _ => shared::downloads::sign::public_base_url(),
+    }
+}
+
+/// `GET /api/v1/tasks/{task_id}/segments`: the clips in time order, each
+/// with `clip_url` and `thumbnail_url` served by this API.
+pub async fn segments(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    visible_task(&state, &caller, &task_id).await?;
+    let mut conn = state.conn().await?;
+    let rows = shared::tasks::find_segments(&mut conn, &task_id).await?;
+    let base = base_url(&headers);
+    let segments: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = row.to_json();
+            let id = &row.segment_id;
+            value["thumbnail_key"] = value["thumbnail_url"].take();
+            value["clip_url"] =
+                json!(row.file_path.as_ref().map(|_| format!("{base}/api/v1/segments/{id}/clip")));
+            value["thumbnail_url"] = json!(row
+                .thumbnail_url
+                .as_ref()
+                .map(|_| format!("{base}/api/v1/segments/{id}/thumbnail")));
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "task_id": task_id, "segments": segments })))
+}
+
+/// `GET /api/v1/tasks/{task_id}/transcript`: what whisper heard (sentences
+/// with times, words) and how detection scored each sentence.
+pub async fn transcript(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let owner = visible_task(&state, &caller, &task_id).await?;
+    let mut conn = state.conn().await?;
+    let transcript = shared::tasks::find_result(&mut conn, owner.id, "transcript").await?;
+    let analysis = shared::tasks::find_result(&mut conn, owner.id, "analysis").await?;
+    Ok(Json(json!({ "task_id": task_id, "transcript": transcript, "analysis": analysis })))
+}
+
+/// Query of `GET /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Status names, comma-separated.
+    pub status: Option<String>,
+    /// A user name (operators only; others see their own tasks).
+    pub user: Option<String>,
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    /// Created at or after: `YYYY-MM-DD` or RFC 3339.
+    pub since: Option<String>,
+    /// A task id, or text in the video's original file name.
+    pub q: Option<String>,
+    /// Cursor: the `next_cursor` of the previous page.
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+    pub oldest_first: Option<bool>,
+}
+
+/// Parses a comma-separated list of status names.
+pub fn parse_statuses(text: &str) -> ApiResult<Vec<TaskStatus>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            TaskStatus::ALL.iter().copied().find(|s| s.name() == name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown status {name:?} (pending, processing, completed, failed, cancelled)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Parses `YYYY-MM-DD` (00:00 UTC) or RFC 3339.
+pub fn parse_since(text: &str) -> ApiResult<chrono::NaiveDateTime> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.naive_utc());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default());
+    }
+    Err(ApiError::bad_request(format!("since {text:?} is not YYYY-MM-DD or RFC 3339")))
+}
+
+/// One page of tasks and the cursor of the next page.
+pub struct Page {
+    pub tasks: Vec<(shared::tasks::ListedTask, String)>,
+    pub next_cursor: Option<i64>,
+}
+
+/// The page `query` asks for, scoped to what `caller` sees (shared by the
+/// JSON list and the dashboard's task table).
+pub async fn list_page(state: &AppState, caller: &Caller, query: &ListQuery) -> ApiResult<Page> {
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be 1..={MAX_PAGE}")));
+    }
+    if query.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::bad_request("after must be a cursor from a previous page"));
+    }
+    let mut conn = state.conn().await?;
+    let user_id = match (query.user.as_deref().filter(|u| !u.is_empty()), caller.scope()) {
+        (None, scope) => scope,
+        (Some(name), None) => match shared::users::find_user(&mut conn, name).await? {
+            Some(user) => Some(user.id),
+            None => return Err(ApiError::bad_request(format!("no user named {name:?}"))),
+        },
+        (Some(name), Some(own)) if name == caller.username => Some(own),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("only operators list other users' tasks"))
+        }
+    };
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if let Some(task_id) = q.filter(|q| uuid::Uuid::parse_str(q).is_ok()) {
+        // A task id: that task alone, if visible.
+        let found = shared::tasks::find_owner(&mut conn, task_id).await?;
+        let Some(owner) = found.filter(|o| caller.sees(o.user_id)) else {
+            return Ok(Page { tasks: Vec::new(), next_cursor: None });
+        };
+        let filter = TaskFilter { user_id: Some(owner.user_id), ..TaskFilter::default() };
+        let rows =
+            shared::tasks::list_tasks(&mut conn, &filter, Some(owner.id + 1), false, 1).await?;
+        return Ok(Page { tasks: rows, next_cursor: None });
+    }
+    let filter = TaskFilter {
+        statuses: match &query.status {
+            Some(text) => parse_statuses(text)?,
+            None => Vec::new(),
+        },
+        user_id,
+        task_type: query.task_type.clone().filter(|t| !t.is_empty()),
+        created_since: match query.since.as_deref().filter(|s| !s.is_empty()) {
+            Some(text) => Some(parse_since(text)?),
+            None => None,
+        },
+        video_name: q.map(str::to_string),
+    };
+    let oldest_first = query.oldest_first.unwrap_or(false);
+    let limit = limit as usize;
+    let mut rows =
+        shared::tasks::list_tasks(&mut conn, &filter, query.after, oldest_first, limit + 1).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more { rows.last().map(|(t, _)| t.id) } else { None };
+    Ok(Page { tasks: rows, next_cursor })
+}
+
+/// `GET /api/v1/tasks?status=&user=&type=&since=&q=&after=&limit=`: newest
+/// first (or `oldest_first=true`), paged by cursor.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = list_page(&state, &caller, &query).await?;
+    let tasks: Vec<Value> = page.tasks.iter().map(|(t, user)| t.to_json(user)).collect();
+    Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
+}
+
+/// Body of `POST /api/v1/tasks` (and each item of a batch).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    pub video_id: i64,
+    pub priority: Option<i8>,
+    /// A `video_clip` config object.
+    pub config: Option<Value>,
+    pub max_retries: Option<i8>,
+    /// Past the quota (operators only).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Checks a request's options and returns them as a [`TaskRequest`].
+pub fn task_request(
+    caller: &Caller,
+    priority: Option<i8>,
+    config: Option<Value>,
+    max_retries: Option<i8>,
+    force: bool,
+) -> ApiResult<TaskRequest> {
+    let priority = priority.unwrap_or(5);
+    if !(1..=10).contains(&priority) {
+        return Err(ApiError::bad_request("priority must be 1..=10"));
+    }
+    let max_retries = max_retries.unwrap_or(3);
+    if !(0..=20).contains(&max_retries) {
+        return Err(ApiError::bad_request("max_retries must be 0..=20"));
+    }
+    if force {
+        caller.require_operator()?;
+    }
+    if let Some(config) = &config {
+        if !config.is_object() {
+            return Err(ApiError::bad_request("config must be a JSON object"));
+        }
+        shared::jobs::check_config(task_type::VIDEO_CLIP, Some(config))
+            .map_err(|e| ApiError::bad_request(format!("config: {e}")))?;
+    }
+    Ok(TaskRequest { priority, config, max_retries, force })
+}
+
+/// Creates the tasks of `items` (all or none) after checking each names a
+/// video the caller owns; returns `[{video_id, task_id}]`.
+async fn create_all(state: &AppState, caller: &Caller, items: Vec<CreateTask>) -> ApiResult<Value> {
+    let mut conn = state.conn().await?;
+    let mut checked = Vec::with_capacity(items.len());
+    for item in items {
+        let video = shared::videos::find_video(&mut conn, item.video_id)
+            .await?
+            .filter(|v| caller.sees(v.user_id) && v.file_path != "noop://placeholder")
+            .ok_or_else(|| ApiError::not_found(format!("video {}", item.video_id)))?;
+        let request =
+            task_request(caller, item.priority, item.config, item.max_retries, item.force)?;
+        checked.push((video, request));
+    }
+    let videos: Vec<i64> = checked.iter().map(|(v, _)| v.id).collect();
+    let ids = shared::registration::create_tasks_for_videos(&mut conn, &checked).await?;
+    drop(conn);
+    shared::registration::cache_pending(&state.queue, &ids).await;
+    Ok(Value::Array(
+        videos.iter().zip(&ids).map(|(v, t)| json!({ "video_id": v, "task_id": t })).collect(),
+    ))
+}
+
+/// `POST /api/v1/tasks`: a task for a stored video → `201 {video_id, task_id}`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateTask>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may_change(&state, &headers, None)?;
+    let request = json!({ "video_id": body.video_id, "priority": body.priority });
+    let result = create_all(&state, &caller, vec![body]).await;
+    let change = |outcome| audit::Change {
+        operation: "task create",
+        resource_type: "processing_task",
+        resource_id: None,
+        request: request.clone(),
+        outcome,
+    };
+    match result {
+        Ok(Value::Array(mut created)) if created.len() == 1 => {
+            let one = created.remove(0);
+            audit::record(&state, Some(&caller), &client, change(Ok(one.clone()))).await;
+            Ok((StatusCode::CREATED, Json(one)))
+        }
+        Ok(_) => Err(ApiError::from(anyhow::anyhow!("a single create made no task"))),
+        Err(e) => {
+            audit::record(&state, Some(&caller), &client, change(Err(&e))).await;
+            Err(e)
+        }
+    }
+}
+
+/// Body of `POST /api/v1/tasks/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    pub tasks: Vec<CreateTask>,
+}
+
+/// `POST /api/v1/tasks/batch`: up to 1000 tasks, all created or none →
+/// `201 {"tasks": [{video_id, task_id}...]}`.
+pub async fn create_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateBatch>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may_change(&state, &headers, None)?;
+    if body.tasks.is_empty() || body.tasks.len() > MAX_PAGE as usize {
+        return Err(ApiError::bad_request(format!("tasks must hold 1..={MAX_PAGE} items")));
+    }
+    let request = json!({ "video_ids": body.tasks.iter().map(|t| t.video_id).collect::<Vec<_>>() });
+    let result = create_all(&state, &caller, body.tasks).await;
+    let outcome = result.as_ref().map(|v| json!({ "created": v.as_array().map(Vec::len) }));
+    let change = audit::Change {
+        operation: "task batch",
+        resource_type: "processing_task",
+        resource_id: None,
+        request,
+        outcome,
+    };
+    audit::record(&state, Some(&caller), &client, change).await;
+    Ok((StatusCode::CREATED, Json(json!({ "tasks": result? }))))
+}
+
+/// Applies `change` to tasks the caller may see (all must be: else 404
+/// naming the first that is not), audits it, and returns each task's new
+/// state.
+pub async fn change_tasks(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    task_ids: Vec<String>,
+    change: Change,
+) -> ApiResult<Value> {
+    if task_ids.is_empty() || task_ids.len() > MAX_PAGE as usize {
+        return Err(ApiError::bad_request(format!("task_ids must hold 1..={MAX_PAGE} ids")));
+    }
+    let mut conn = state.conn().await?;
+    let visible = shared::tasks::owned_task_ids(&mut conn, &task_ids, caller.scope()).await?;
+    drop(conn);
+    if let Some(missing) = task_ids.iter().find(|id| !visible.contains(id)) {
+        return Err(ApiError::not_found(format!("task {missing}")));
+    }
+    let (operation, force) = match change {
+        Change::Cancel => ("cancel", false),
+        Change::Retry { force } => ("retry", force),
+    };
+    let result = shared::control::apply(&state.pool, Some(&state.queue), &task_ids, change).await;
+    let result: ApiResult<Value> = result.map_err(ApiError::from).map(|(changed, tasks)| {
+        json!({ "changed": changed, "tasks": tasks.iter().map(|t| t.to_json()).collect::<Vec<_>>() })
+    });
+    let audited = audit::Change {
+        operation,
+        resource_type: "processing_task",
+        resource_id: Some(task_ids.join(",")),
+        request: json!({ "task_ids": task_ids, "force": force }),
+        outcome: result.as_ref().map(|v| json!({ "changed": v["changed"] })),
+    };
+    audit::record(state, Some(caller), client, audited).await;
+    result
+}
+
+/// Query of the single-task retry.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetryQuery {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /api/v1/tasks/{task_id}/cancel`: a pending task never runs, a
+/// running one is stopped at its next lease check → the task as it is now.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.may_change(&state, &headers, None)?;
+    let owner = visible_task(&state, &caller, &task_id).await?;
+    change_tasks(&state, &caller, &client, vec![task_id.clone()], Change::Cancel).await?;
+    Ok(Json(task_json(&state, &owner, &task_id).await?))
+}
+
+/// `POST /api/v1/tasks/{task_id}/retry[?force=true]`: a failed or
+/// cancelled task is pending again with a fresh retry budget.
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+    QueryParams(query): QueryParams<RetryQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.may_change(&state, &headers, None)?;
+    if query.force {
+        caller.require_operator()?;
+    }
+    let owner = visible_task(&state, &caller, &task_id).await?;
+    let change = Change::Retry { force: query.force };
+    change_tasks(&state, &caller, &client, vec![task_id.clone()], change).await?;
+    Ok(Json(task_json(&state, &owner, &task_id).await?))
+}
+
+/// Body of the bulk endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bulk {
+    #[serde(default)]
+    pub task_ids: Vec<String>,
+    /// Retry only: every failed task that ended since (operators).
+    pub failed_since: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /api/v1/tasks/cancel` with `{"task_ids": [...]}`.
+pub async fn cancel_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Bulk>,
+) -> ApiResult<Json<Value>> {
+    caller.may_change(&state, &headers, None)?;
+    if body.failed_since.is_some() {
+        return Err(ApiError::bad_request("failed_since is for retry only"));
+    }
+    Ok(Json(change_tasks(&state, &caller, &client, body.task_ids, Change::Cancel).await?))
+}
+
+/// The failed tasks that ended since `since` (the bulk retry's
+/// `failed_since`, operators only), at most [`MAX_PAGE`].
+pub async fn failed_since(
+    state: &AppState,
+    caller: &Caller,
+    since: &str,
+) -> ApiResult<Vec<String>> {
+    caller.require_operator()?;
+    let since = parse_since(since)?;
+    let mut conn = state.conn().await?;
+    Ok(shared::tasks::failed_since(&mut conn, since, MAX_PAGE as i64).await?)
+}
+
+/// `POST /api/v1/tasks/retry` with `{"task_ids": [...]}` or
+/// `{"failed_since": "2026-12-01"}` (operators; at most 1000 per call).
+pub async fn retry_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: Client,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Bulk>,
+) -> ApiResult<Json<Value>> {
+    caller.may_change(&state, &headers, None)?;
+    if body.force {
+        caller.require_operator()?;
+    }
+    let ids = match (&body.failed_since, body.task_ids.is_empty()) {
+        (Some(since), true) => {
+            let ids = failed_since(&state, &caller, since).await?;
+            if ids.is_empty() {
+                return Ok(Json(json!({ "changed": 0, "tasks": [] })));
+            }
+            ids
+        }
+        (Some(_), false) => {
+            return Err(ApiError::bad_request("give task_ids or failed_since, not both"))
+        }
+        (None, _) => body.task_ids,
+    };
+    let change = Change::Retry { force: body.force };
+    Ok(Json(change_tasks(&state, &caller, &client, ids, change).await?))
+}
