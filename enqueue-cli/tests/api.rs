@@ -621,3 +621,31 @@ fn read_only_server_refuses_every_change() {
         .unwrap();
     assert!(page.contains("read-only") && !page.contains(r#"value="cancel""#), "{page}");
 }
+
+#[test]
+fn on_s3_storage_files_redirect_to_short_lived_presigned_urls() {
+    let moto = support::moto::Moto::start();
+    let (url, _) = moto.new_bucket("api");
+    let env = TestEnv::new();
+    let mut settings = moto.settings();
+    let endpoint = settings[0].1.clone();
+    settings.push(("STORAGE_URL", url));
+    let extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::start(&env, &extra);
+    let (_, alice) = user_with_token(&env, "alice", false);
+    let (_, bob) = user_with_token(&env, "bob", false);
+    let video = fixture("en-jfk.mp4");
+    let (status, created) = api.upload(&alice, &video);
+    assert_eq!(status, 201, "{created:?}");
+    let file = api.url(&format!("/api/v1/videos/{}/file", created["video_id"]));
+    assert_eq!(api.http.get(&file).bearer_auth(&bob).send().unwrap().status().as_u16(), 404);
+    let r = api.http.get(&file).bearer_auth(&alice).send().unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&endpoint), "{location}");
+    assert!(location.contains("X-Amz-Expires=900"), "15 minutes: {location}");
+    let part = api.http.get(&location).header("range", "bytes=0-99").send().unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    let bytes = std::fs::read(&video).unwrap();
+    assert_eq!(&part.bytes().unwrap()[..], &bytes[..100]);
+}

@@ -7,6 +7,7 @@
 use super::html::{esc, page, query_value, status_badge};
 use super::{error_page, operator};
 use crate::audit::Client;
+use crate::routes::task_changes;
 use crate::routes::tasks::{self as api, ListQuery};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -338,7 +339,7 @@ pub async fn action(
     };
     let result = async {
         op.caller.may_change(&state, &headers, field(&fields, "csrf"))?;
-        api::change_tasks(&state, &op.caller, &client, vec![task_id.clone()], change).await
+        task_changes::change_tasks(&state, &op.caller, &client, vec![task_id.clone()], change).await
     }
     .await;
     match result {
@@ -365,20 +366,32 @@ pub async fn bulk(
         op.caller.may_change(&state, &headers, field(&fields, "csrf"))?;
         match field(&fields, "action") {
             Some("cancel") => {
-                api::change_tasks(&state, &op.caller, &client, ids, Change::Cancel).await
+                task_changes::change_tasks(&state, &op.caller, &client, ids, Change::Cancel).await
             }
             Some("retry") => {
-                api::change_tasks(&state, &op.caller, &client, ids, Change::Retry { force: false })
-                    .await
+                task_changes::change_tasks(
+                    &state,
+                    &op.caller,
+                    &client,
+                    ids,
+                    Change::Retry { force: false },
+                )
+                .await
             }
             Some("retry_failed") => {
                 let since = field(&fields, "failed_since").unwrap_or("");
-                let ids = api::failed_since(&state, &op.caller, since).await?;
+                let ids = task_changes::failed_since(&state, &op.caller, since).await?;
                 if ids.is_empty() {
                     return Ok(serde_json::json!({ "changed": 0 }));
                 }
-                api::change_tasks(&state, &op.caller, &client, ids, Change::Retry { force: false })
-                    .await
+                task_changes::change_tasks(
+                    &state,
+                    &op.caller,
+                    &client,
+                    ids,
+                    Change::Retry { force: false },
+                )
+                .await
             }
             _ => Err(crate::error::ApiError::bad_request(
                 "action must be cancel, retry or retry_failed",

@@ -8,6 +8,7 @@ mod extract;
 mod files;
 mod fleet;
 mod stream;
+pub mod task_changes;
 pub mod tasks;
 mod videos;
 
@@ -32,17 +33,17 @@ pub fn router(state: AppState) -> Router {
         .route("/videos", post(videos::upload).layer(DefaultBodyLimit::disable()))
         .route("/videos/{video_id}", get(videos::show))
         .route("/videos/{video_id}/file", get(files::video_file))
-        .route("/tasks", get(tasks::list).post(tasks::create))
-        .route("/tasks/batch", post(tasks::create_batch))
-        .route("/tasks/cancel", post(tasks::cancel_many))
-        .route("/tasks/retry", post(tasks::retry_many))
+        .route("/tasks", get(tasks::list).post(task_changes::create))
+        .route("/tasks/batch", post(task_changes::create_batch))
+        .route("/tasks/cancel", post(task_changes::cancel_many))
+        .route("/tasks/retry", post(task_changes::retry_many))
         .route("/tasks/{task_id}", get(tasks::show))
         .route("/tasks/{task_id}/history", get(tasks::history))
         .route("/tasks/{task_id}/segments", get(tasks::segments))
         .route("/tasks/{task_id}/transcript", get(tasks::transcript))
         .route("/tasks/{task_id}/events", get(stream::task_events))
-        .route("/tasks/{task_id}/cancel", post(tasks::cancel))
-        .route("/tasks/{task_id}/retry", post(tasks::retry))
+        .route("/tasks/{task_id}/cancel", post(task_changes::cancel))
+        .route("/tasks/{task_id}/retry", post(task_changes::retry))
         .route("/events", get(stream::set_events))
         .route("/segments/{segment_id}/clip", get(files::clip))
         .route("/segments/{segment_id}/thumbnail", get(files::thumbnail))

@@ -8,18 +8,41 @@
 //! `API_MAX_UPLOAD_BYTES`), and the temporary file is removed whatever
 //! happens. Bad media is 422 with ffprobe's reason and leaves no row and
 //! no stored object.
+//!
+//! A refusal that comes before the body is read (read-only, CSRF, a
+//! declared size over the limit) or while it is read (over the limit) still
+//! reads and discards up to [`DRAIN_BYTES`] more of it, as web servers'
+//! "lingering close" does: a client that is still sending would otherwise
+//! see the connection reset instead of the answer.
 
 use crate::audit::{self, Client};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
+
+/// How much of a refused upload is read and discarded so the client gets
+/// the answer; past it the connection is closed.
+pub const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads and discards up to [`DRAIN_BYTES`] of `body`.
+async fn drain(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read: u64 = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > DRAIN_BYTES {
+            break;
+        }
+    }
+}
 
 /// A file in the upload directory, removed when dropped.
 struct TempUpload(PathBuf);
@@ -73,10 +96,16 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> ApiResult<Form
                     field.chunk().await.map_err(|e| multipart_error(e, limit))?
                 {
                     written += chunk.len() as u64;
-                    if written > limit {
-                        return Err(ApiError::too_large(limit));
+                    if written > limit + DRAIN_BYTES {
+                        break;
                     }
-                    file.write_all(&chunk).await.map_err(anyhow::Error::from)?;
+                    if written <= limit {
+                        file.write_all(&chunk).await.map_err(anyhow::Error::from)?;
+                    }
+                }
+                if written > limit {
+                    // Read to the end (up to DRAIN_BYTES more), nothing kept.
+                    return Err(ApiError::too_large(limit));
                 }
                 file.flush().await.map_err(anyhow::Error::from)?;
                 form.file = Some((temp, original));
@@ -109,10 +138,13 @@ pub async fn upload(
     caller: Caller,
     client: Client,
     headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.may_change(&state, &headers, None)?;
-    let result = upload_inner(&state, &caller, &headers, multipart).await;
+    if let Err(refused) = caller.may_change(&state, &headers, None) {
+        drain(request.into_body()).await;
+        return Err(refused);
+    }
+    let result = upload_inner(&state, &caller, &headers, request).await;
     let change = audit::Change {
         operation: "video upload",
         resource_type: "video",
@@ -128,7 +160,7 @@ async fn upload_inner(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: axum::extract::Request,
 ) -> ApiResult<Value> {
     let limit = state.options.max_upload_bytes;
     let declared = headers
@@ -137,8 +169,13 @@ async fn upload_inner(
         .and_then(|v| v.parse::<u64>().ok());
     // The form's own overhead is small; refuse what cannot fit before reading it.
     if declared.is_some_and(|n| n > limit + 64 * 1024) {
+        if declared.is_some_and(|n| n <= limit + DRAIN_BYTES) {
+            drain(request.into_body()).await;
+        }
         return Err(ApiError::too_large(limit));
     }
+    let multipart =
+        <Multipart as axum::extract::FromRequest<AppState>>::from_request(request, state).await;
     let multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!("expected a multipart/form-data body: {}", e.body_text()))
     })?;
@@ -164,7 +201,7 @@ async fn upload_inner(
             .map_err(|e| ApiError::bad_request(e.0))?,
         ),
     };
-    let request = super::tasks::task_request(caller, priority, config, None, false)?;
+    let request = super::task_changes::task_request(caller, priority, config, None, false)?;
     let checked = match shared::registration::check_upload(&temp.0, &original).await {
         Ok(checked) => checked,
         Err(e) => match shared::bad_input_reason(&e) {
