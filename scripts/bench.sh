@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers go to BENCHMARKS.md; never asserted in tests).
 #
-#   scripts/bench.sh [queue|backlog|pipeline|cut|brand|all]   (default: all)
+#   scripts/bench.sh [queue|backlog|latency|pipeline|cut|brand|all]   (default: all)
 #
 # queue     20000 no-op tasks, 1 scheduler, 2 workers x 64: tasks/s end to end,
 #           MySQL bookkeeping included (claim, result row, completion).
 # backlog   the same 20000 tasks with BACKLOG (default 200000) lower-priority
 #           pending rows already in the table.
+# latency   dispatch latency on an idle fleet: LATENCY_N (default 1000) single
+#           `enqueue noop --count 1`, one after another; for each task the
+#           time from its row's insert to its claim (task_status_history,
+#           millisecond times), p50/p90/p99/max.
 # pipeline  the fixture videos through a worker: each step's share of the
 #           task, and the task's time over whisper's alone.
 # cut       a frame-exact smart cut against a full re-encode of a 1080p clip.
@@ -72,6 +76,26 @@ if [ "$what" = backlog ] || [ "$what" = all ]; then
   end=$(now)
   kill $s $w1 $w2; wait
   python3 -c "print(f'20000 tasks in {$end - $start:.2f} s: {20000 / ($end - $start):.0f} tasks/s with the backlog waiting')"
+fi
+
+if [ "$what" = latency ] || [ "$what" = all ]; then
+  n="${LATENCY_N:-1000}"
+  echo "== latency: $n single enqueues on an idle fleet (1 scheduler, 1 worker x 4)"
+  fresh_db
+  "$bin/scheduler" 2>/dev/null & s=$!
+  "$bin/worker" --concurrency 4 2>/dev/null & w=$!
+  for _ in $(seq "$n"); do "$bin/enqueue" noop --count 1 >/dev/null; done
+  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" -lt "$n" ]; do sleep 0.2; done
+  kill $s $w; wait
+  sql "SELECT TIMESTAMPDIFF(MICROSECOND, c.changed_at, p.changed_at) / 1000
+       FROM task_status_history c JOIN task_status_history p
+         ON p.task_id = c.task_id AND p.to_status = 1 AND p.attempt = 1
+       WHERE c.from_status IS NULL" |
+    python3 -c '
+import sys
+ms = sorted(float(l) for l in sys.stdin if l.strip())
+pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+print(f"  {len(ms)} tasks: insert -> claim p50 {pick(0.5):.1f} ms, p90 {pick(0.9):.1f} ms, p99 {pick(0.99):.1f} ms, max {ms[-1]:.1f} ms")'
 fi
 
 if [ "$what" = pipeline ] || [ "$what" = all ]; then
