@@ -20,6 +20,11 @@ function refreshOverview(root) {
         if (el && value !== undefined) el.textContent = value;
       };
       for (const [name, n] of Object.entries(data.tasks || {})) set(name, n);
+      // The page shows pending apart from queued (already in Redis).
+      if (data.queued !== undefined && data.tasks) {
+        set("queued", data.queued);
+        set("pending", data.tasks.pending - data.queued);
+      }
       set("per_minute", data.completed_last_minute);
       set("per_hour", data.completed_last_hour);
       for (const [queue, n] of Object.entries(data.queues || {})) {

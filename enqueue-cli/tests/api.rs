@@ -596,7 +596,11 @@ fn dashboard_login_sessions_and_csrf() {
 #[test]
 fn read_only_server_refuses_every_change() {
     let env = TestEnv::new();
-    let api = Api::start(&env, &[("API_READ_ONLY", "true")]);
+    // Behind https (PUBLIC_BASE_URL), the session cookie is Secure.
+    let api = Api::start(
+        &env,
+        &[("API_READ_ONLY", "true"), ("PUBLIC_BASE_URL", "https://clips.example.test")],
+    );
     let (_, ops) = user_with_token(&env, "ops", true);
     let task_id = env.noop(1, &[])[0].clone();
     assert_error(
@@ -610,6 +614,7 @@ fn read_only_server_refuses_every_change() {
         0
     );
     let r = api.http.post(api.url("/login")).form(&[("token", ops.as_str())]).send().unwrap();
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
     let cookie = session_cookie(&r);
     let page = api
         .http

@@ -131,6 +131,17 @@ fn an_operator_follows_plays_and_retries_in_the_browser() {
     browser.screenshot(&shots.join("dashboard-tasks.png"));
     browser.open(&api.url("/"));
     browser.screenshot(&shots.join("dashboard-overview.png"));
+    // The overview's numbers follow the fleet without a reload.
+    let before = browser
+        .script("return Number(document.querySelector('[data-count=cancelled]').textContent)");
+    let late = env.noop(1, &[])[0].clone();
+    assert!(env.enqueue(&["cancel", &late]).status.success());
+    let want = before.as_i64().unwrap() + 1;
+    browser.wait_for(
+        Duration::from_secs(10),
+        "the cancelled count to refresh",
+        &format!("return Number(document.querySelector('[data-count=cancelled]').textContent) === {want}"),
+    );
     for name in ["dashboard-task.png", "dashboard-tasks.png", "dashboard-overview.png"] {
         let size = std::fs::metadata(PathBuf::from(&shots).join(name)).unwrap().len();
         assert!(size > 10_000, "{name}: {size} bytes");

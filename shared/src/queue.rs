@@ -273,11 +273,40 @@ impl Queue {
         Ok(())
     }
 
-    /// The cached status of a task, if the key exists.
-    pub async fn get_status(&self, task_id: &str) -> anyhow::Result<Option<CachedStatus>> {
-        let json: Option<String> =
-            self.client.get(status_key(task_id)).await.context("reading task:status")?;
-        json.map(|j| serde_json::from_str(&j).context("parsing task:status")).transpose()
+    /// The cached status of each of `task_ids`, in order (`None` where the
+    /// key is missing or does not parse), read with one pipelined MGET per
+    /// 1000 keys: what progress followers (`enqueue watch`, the API's event
+    /// streams) read every tick.
+    pub async fn get_statuses(
+        &self,
+        task_ids: &[String],
+    ) -> anyhow::Result<Vec<Option<CachedStatus>>> {
+        let keys: Vec<String> = task_ids.iter().map(|id| status_key(id)).collect();
+        let pipeline = self.client.pipeline();
+        for chunk in keys.chunks(1000) {
+            let _: () = pipeline.mget(chunk.to_vec()).await?;
+        }
+        let mut values: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for reply in pipeline.try_all::<Value>().await {
+            match reply.context("reading task:status")? {
+                Value::Array(items) => {
+                    for item in items {
+                        values.push(item.convert()?);
+                    }
+                }
+                single => values.push(single.convert()?),
+            }
+        }
+        anyhow::ensure!(
+            values.len() == keys.len(),
+            "MGET returned {} values for {} keys",
+            values.len(),
+            keys.len()
+        );
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|json| serde_json::from_str(&json).ok()))
+            .collect())
     }
 
     /// The underlying client, for the rare command not wrapped here.

@@ -32,8 +32,9 @@ fn chart(per_minute: &[(i64, i64)]) -> String {
 }
 
 /// `GET /`.
-pub async fn page_handler(state: &AppState, headers: &HeaderMap) -> Response {
-    let operator = match super::operator(state, headers).await {
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let state = &state;
+    let operator = match super::operator(state, &headers).await {
         Ok(op) => op,
         Err(redirect) => return redirect,
     };
@@ -118,9 +119,4 @@ pub async fn page_handler(state: &AppState, headers: &HeaderMap) -> Response {
         chart = chart(&per_minute)
     );
     Html(super::html::page("Overview", Some(&operator.viewer(state)), &body)).into_response()
-}
-
-/// The route handler.
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    page_handler(&state, &headers).await
 }

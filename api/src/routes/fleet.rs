@@ -20,6 +20,8 @@ pub async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let mut conn = state.conn().await?;
     let fleet = FleetOverview::read(&mut conn, &state.queue).await?;
     let mut value = fleet.to_json();
+    // Pending tasks already in Redis, apart from those the scheduler has yet to push.
+    value["queued"] = json!(shared::tasks::count_queued(&mut conn).await?);
     let per_minute = shared::tasks::completions_per_minute(&mut conn, 60).await?;
     value["completed_last_minute"] =
         json!(per_minute.iter().filter(|(ago, _)| *ago == 0).map(|(_, n)| n).sum::<i64>());

@@ -1,8 +1,9 @@
 //! Live progress as Server-Sent Events: `GET /api/v1/tasks/{id}/events`
 //! for one task, `GET /api/v1/events?task_ids=a,b` for a set.
 //!
-//! Driven by Redis: every [`POLL`] the stream reads each task's
-//! `task:status` (what workers write at every step) and sends an event when
+//! Driven by Redis: every [`POLL`] the stream reads every task's
+//! `task:status` in one MGET (what workers write at every step; the same
+//! read and the same rules as `enqueue watch`) and sends an event when
 //! status, progress or step changed. The database stays the truth: it is
 //! read every [`DATABASE_EVERY`] polls, whenever Redis cannot be reached
 //! or has no entry, and before any final status is announced, so a stream
@@ -28,6 +29,8 @@ use std::time::Duration;
 pub const POLL: Duration = Duration::from_millis(200);
 /// Every this many polls, the database is read even if Redis answered.
 pub const DATABASE_EVERY: u32 = 10;
+/// A cache read slower than this counts as a miss (Redis down or reconnecting).
+pub const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most tasks one stream follows.
 pub const MAX_TASKS: usize = 100;
 
@@ -66,16 +69,25 @@ impl Follow {
             self.tasks.iter().filter(|t| !self.done.contains(*t)).cloned().collect();
         let mut from_redis = BTreeMap::new();
         let mut need_database = self.polls.is_multiple_of(DATABASE_EVERY);
-        for id in &live {
-            match self.state.queue.get_status(id).await {
-                Ok(Some(cached)) => {
-                    let is_final =
-                        TaskStatus::from_code(cached.status).map(|s| s.is_final()).unwrap_or(true);
-                    need_database |= is_final;
-                    from_redis.insert(id.clone(), cached);
+        let cached =
+            tokio::time::timeout(CACHE_TIMEOUT, self.state.queue.get_statuses(&live)).await;
+        match cached {
+            Ok(Ok(values)) => {
+                for (id, value) in live.iter().zip(values) {
+                    match value {
+                        Some(cached) => {
+                            let is_final = TaskStatus::from_code(cached.status)
+                                .map(|s| s.is_final())
+                                .unwrap_or(true);
+                            need_database |= is_final;
+                            from_redis.insert(id.clone(), cached);
+                        }
+                        None => need_database = true,
+                    }
                 }
-                Ok(None) | Err(_) => need_database = true,
             }
+            // Redis unreadable or slow: the database answers this poll.
+            _ => need_database = true,
         }
         self.polls += 1;
         if need_database {

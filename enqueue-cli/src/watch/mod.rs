@@ -1,7 +1,7 @@
 //! `enqueue watch` and the progress display behind `video --wait`.
 //!
 //! Each tick reads every unfinished task's `task:status:{task_id}` in one
-//! pipelined MGET (workers write it at every step and, within a step, up to
+//! pipelined MGET (`Queue::get_statuses`) (workers write it at every step and, within a step, up to
 //! every 250 ms). The database is read as well:
 //!
 //! - for tasks whose key is missing or expired (TTL 1 h, or Redis flushed),
@@ -26,13 +26,12 @@
 
 use crate::Output;
 use clap::Args;
-use fred::prelude::*;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use shared::config::Settings;
 use shared::db::Pool;
 use shared::models::{TaskStatus, TaskSummary};
-use shared::queue::{status_key, CachedStatus, Queue};
+use shared::queue::{CachedStatus, Queue};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -43,8 +42,6 @@ use display::*;
 
 /// The database is read at least this often, whatever the cache says.
 const DB_EVERY: Duration = Duration::from_secs(2);
-/// Keys per MGET (one MGET per chunk, all in one pipeline).
-const MGET_CHUNK: usize = 1000;
 /// A cache read slower than this counts as a miss (Redis down or reconnecting).
 const CACHE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A database read slower than this is abandoned for this tick.
@@ -346,35 +343,9 @@ impl Watcher {
     /// or when Redis does not answer.
     async fn read_cache(&mut self, active: &[usize]) -> Vec<Option<CachedStatus>> {
         let Some(queue) = &self.queue else { return vec![None; active.len()] };
-        let keys: Vec<String> =
-            active.iter().map(|&i| status_key(&self.tasks[i].db.task_id)).collect();
-        let read = async {
-            let pipeline = queue.client().pipeline();
-            for chunk in keys.chunks(MGET_CHUNK) {
-                let _: () = pipeline.mget(chunk.to_vec()).await?;
-            }
-            let mut values = Vec::with_capacity(keys.len());
-            for reply in pipeline.try_all::<Value>().await {
-                let chunk: Vec<Option<String>> = match reply? {
-                    Value::Array(items) => {
-                        items.into_iter().map(|v| v.convert()).collect::<Result<_, _>>()?
-                    }
-                    single => vec![single.convert()?],
-                };
-                values.extend(chunk);
-            }
-            anyhow::Ok(values)
-        };
-        let values = match tokio::time::timeout(CACHE_TIMEOUT, read).await {
-            Ok(Ok(values)) if values.len() == keys.len() => values,
-            Ok(Ok(values)) => {
-                self.cache_trouble(&format!(
-                    "MGET returned {} values for {} keys",
-                    values.len(),
-                    keys.len()
-                ));
-                return vec![None; active.len()];
-            }
+        let ids: Vec<String> = active.iter().map(|&i| self.tasks[i].db.task_id.clone()).collect();
+        let values = match tokio::time::timeout(CACHE_TIMEOUT, queue.get_statuses(&ids)).await {
+            Ok(Ok(values)) => values,
             Ok(Err(e)) => {
                 self.cache_trouble(&shared::one_line(&e));
                 return vec![None; active.len()];
@@ -388,7 +359,7 @@ impl Watcher {
             self.cache_failing = false;
             self.note("task:status cache readable again");
         }
-        values.into_iter().map(|v| v.and_then(|json| serde_json::from_str(&json).ok())).collect()
+        values
     }
 
     fn cache_trouble(&mut self, why: &str) {
