@@ -11,9 +11,17 @@
 #           `enqueue noop --count 1`, one after another; for each task the
 #           time from its row's insert to its claim (task_status_history,
 #           millisecond times), p50/p90/p99/max.
-# pipeline  the fixture videos through a worker: each step's share of the
-#           task, and the task's time over whisper's alone.
-# cut       a frame-exact smart cut against a full re-encode of a 1080p clip.
+# pipeline  videos through a worker with default settings, against whisper
+#           alone on the same audio (bench_whisper: same model and threads,
+#           one full() over the whole 16 kHz audio), in one run: each video
+#           alone (task time = claim -> completed), the fixtures at
+#           concurrency 1, 2 and 4 (throughput), silent videos, peak RSS.
+#           Videos: the speech fixtures, two generated 3-minute ones (Mandarin
+#           360p; English phone-style 1080x1920 30 fps with music under the
+#           voice) and silent ones (20 s, 20 min), cached in .local/bench.
+#           MODEL=base-q8_0 measures the quantized model instead.
+# cut       frame-exact smart cut against a full libx264 veryfast re-encode of
+#           the same clip: x264 1080p and 360p, phone-style H.264, HEVC.
 # brand     what each template kind costs per clip second, against the plain
 #           smart cut (a 10 s clip of a fixture video).
 set -euo pipefail
@@ -46,6 +54,151 @@ run_fleet() {
   wait
   end=$(now)
   python3 -c "print(f'{$1} tasks in {$end - $start:.2f} s: {$1 / ($end - $start):.0f} tasks/s')"
+}
+
+# Generated long videos for the pipeline bench (made once, then reused).
+bench_videos() {
+  local d=.local/bench/pipeline f=fixtures/videos
+  mkdir -p "$d"
+  if [ ! -f "$d/long-zh-360p.mp4" ]; then
+    ffmpeg -v error -y $(for i in 1 2; do for v in zh-airfryer zh-earbuds zh-shampoo zh-sneakers; do printf -- '-i %s ' "$f/$v.mp4"; done; done) \
+      -filter_complex "$(for i in $(seq 0 7); do printf '[%d:v][%d:a]' "$i" "$i"; done)concat=n=8:v=1:a=1[v][a]" \
+      -map '[v]' -map '[a]' -c:v libx264 -preset veryfast -g 50 -c:a aac -ar 44100 "$d/tmp.mp4" && mv "$d/tmp.mp4" "$d/long-zh-360p.mp4"
+  fi
+  if [ ! -f "$d/phone-en-1080x1920.mp4" ]; then
+    # Three passes over the English fixtures, upscaled into a portrait
+    # frame at 30 fps, a soft chord (music) mixed under the voice.
+    ffmpeg -v error -y $(for i in 1 2 3; do for v in en-desk-lamp en-water-bottle en-jfk; do printf -- '-i %s ' "$f/$v.mp4"; done; done) \
+      -f lavfi -i "aevalsrc=0.05*sin(2*PI*220*t)+0.04*sin(2*PI*277*t)+0.04*sin(2*PI*330*t)*(0.6+0.4*sin(2*PI*2*t)):s=44100" \
+      -filter_complex "$(for i in $(seq 0 8); do printf '[%d:v][%d:a]' "$i" "$i"; done)concat=n=9:v=1:a=1[cv][ca];[cv]scale=1080:-2,pad=1080:1920:0:(oh-ih)/2,fps=30[v];[ca][9:a]amix=inputs=2:duration=first:normalize=0[a]" \
+      -map '[v]' -map '[a]' -c:v libx264 -preset veryfast -profile:v high -g 60 -c:a aac -b:a 128k "$d/tmp.mp4" && mv "$d/tmp.mp4" "$d/phone-en-1080x1920.mp4"
+  fi
+  for secs in 20 1200; do
+    [ -f "$d/silent-${secs}s.mp4" ] && continue
+    ffmpeg -v error -y -f lavfi -i "color=c=0x202830:s=640x360:r=25" -f lavfi -i "anoisesrc=a=0.0005:c=pink:r=44100" \
+      -t "$secs" -c:v libx264 -preset ultrafast -g 50 -c:a aac "$d/tmp.mp4" && mv "$d/tmp.mp4" "$d/silent-${secs}s.mp4"
+  done
+}
+
+# LANG=PATH for every speech fixture (language from its labels).
+fixture_videos() {
+  for labels in fixtures/videos/*.labels.json; do
+    local v="${labels%.labels.json}.mp4" lang
+    [ "$(basename "$v")" = silent.mp4 ] && continue
+    lang=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["language"])' "$labels")
+    echo "$lang=$v"
+  done
+}
+
+# Seconds each completed task took from its claim to its completion, as
+# "task_id seconds" lines.
+task_seconds() {
+  sql "SELECT t.task_id, TIMESTAMPDIFF(MICROSECOND, c.changed_at, d.changed_at) / 1e6
+       FROM processing_tasks t
+       JOIN task_status_history c ON c.task_id = t.id AND c.to_status = 1 AND c.attempt = 1
+       JOIN task_status_history d ON d.task_id = t.id AND d.to_status = 2"
+}
+
+# Enqueues LANG=PATH as user bench; prints the task id.
+enqueue_one() {
+  "$bin/enqueue" video "${1#*=}" --user bench --config "{\"language\":\"${1%%=*}\"}" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["task_id"])'
+}
+
+# Waits until no task is pending or processing.
+wait_idle() {
+  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status IN (0, 1)")" -gt 0 ]; do sleep 0.2; done
+}
+
+# Peak resident memory (MB) of process $1 until it exits, written to $2.
+watch_rss() {
+  local peak=0 hwm
+  while kill -0 "$1" 2>/dev/null; do
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+    [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm
+    sleep 0.2
+  done
+  echo $((peak / 1024)) >"$2"
+}
+
+pipeline_bench() {
+  local model_name="${MODEL:-base}" model out=.local/bench/pipeline
+  echo "== pipeline: model $model_name, worker with default settings, $(nproc) cores"
+  model="$(scripts/fetch-model.sh "$model_name")"
+  bench_videos
+  local speech=($(fixture_videos) "zh=$out/long-zh-360p.mp4" "en=$out/phone-en-1080x1920.mp4")
+  local silent=("en=fixtures/videos/silent.mp4" "en=$out/silent-20s.mp4" "en=$out/silent-1200s.mp4")
+  echo "-- whisper alone (bench_whisper)"
+  WHISPER_MODEL="$model" "$bin/bench_whisper" "${speech[@]}" "${silent[@]}" | tee "$out/whisper.jsonl" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    r = json.loads(l); print(f"  {r[\"video\"]}: {r[\"audio_seconds\"]:.1f} s audio, whisper {r[\"whisper_seconds\"]:.2f} s")'
+
+  echo "-- each video alone (enqueued after the previous one finished)"
+  fresh_db
+  "$bin/enqueue" user add bench --email bench@example.com >/dev/null
+  "$bin/scheduler" 2>/dev/null & local s=$!
+  WHISPER_MODEL="$model" "$bin/worker" 2>/dev/null & local w=$!
+  watch_rss $w "$out/rss-alone" & local r=$!
+  : >"$out/alone.txt"
+  for v in "${speech[@]}" "${silent[@]}"; do
+    echo "$(enqueue_one "$v") ${v#*=}" >>"$out/alone.txt"
+    wait_idle
+  done
+  task_seconds >"$out/alone-seconds.txt"
+  sql "SELECT t.task_id, JSON_EXTRACT(r.result_data, '$.timings_seconds') FROM processing_results r JOIN processing_tasks t ON t.id = r.task_id WHERE r.result_type = 'analysis'" >"$out/alone-steps.txt"
+  kill $s $w; wait $s $w $r 2>/dev/null || true
+  python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+whisper = {}
+for l in open(f"{out}/whisper.jsonl"):
+    r = json.loads(l); whisper[r["video"]] = r
+video = dict(l.split() for l in open(f"{out}/alone.txt"))
+took = {t: float(s) for t, s in (l.split() for l in open(f"{out}/alone-seconds.txt"))}
+steps = {}
+for l in open(f"{out}/alone-steps.txt"):
+    t, j = l.split("\t"); steps[t] = json.loads(j)
+print("| video | audio | whisper alone | task | task / whisper | steps (s) |")
+print("|---|---|---|---|---|---|")
+groups = {"fixtures": [0, 0], "long": [0, 0]}
+for t, v in video.items():
+    w = whisper[v]; task = took.get(t, float("nan"))
+    silent = "silent" in v
+    ratio = "" if silent else f"{task / w['whisper_seconds']:.2f}x"
+    st = "  ".join(f"{k} {x:.2f}" for k, x in steps.get(t, {}).items())
+    print(f"| {v.split('/')[-1]} | {w['audio_seconds']:.1f} s | {w['whisper_seconds']:.2f} s | {task:.2f} s | {ratio} | {st} |")
+    if not silent:
+        g = groups["long" if ".local/" in v else "fixtures"]
+        g[0] += task; g[1] += w["whisper_seconds"]
+for name, (task, w) in groups.items():
+    if w:
+        print(f"| **{name}** | | {w:.2f} s | {task:.2f} s | **{task / w:.2f}x** | |")
+PY
+  echo "  worker peak resident memory: $(cat "$out/rss-alone") MB"
+
+  echo "-- throughput: the speech fixtures all enqueued at once"
+  local fixtures=($(fixture_videos))
+  for c in 1 2 4; do
+    fresh_db
+    "$bin/enqueue" user add bench --email bench@example.com >/dev/null
+    for v in "${fixtures[@]}"; do enqueue_one "$v" >/dev/null; done
+    local start end
+    start=$(now)
+    "$bin/scheduler" --exit-when-idle 2>/dev/null & s=$!
+    WHISPER_MODEL="$model" "$bin/worker" --exit-when-idle --concurrency $c 2>/dev/null & w=$!
+    watch_rss $w "$out/rss-c$c" & r=$!
+    wait $s $w $r
+    end=$(now)
+    python3 - "$out" "$c" "$start" "$end" "$(cat "$out/rss-c$c")" "${#fixtures[@]}" "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" <<'PY'
+import json, sys
+out, c, start, end, rss, n, done = sys.argv[1:]
+fixtures = [json.loads(l) for l in open(f"{out}/whisper.jsonl") if "fixtures/" in l and "silent" not in l]
+whisper = sum(r["whisper_seconds"] for r in fixtures)
+wall = float(end) - float(start)
+print(f"  concurrency {c}: {done}/{n} videos in {wall:.2f} s (whisper alone, one after another: {whisper:.2f} s) = {wall / whisper:.2f}x; peak RSS {rss} MB")
+PY
+  done
 }
 
 if [ "$what" = queue ] || [ "$what" = all ]; then
@@ -99,39 +252,12 @@ print(f"  {len(ms)} tasks: insert -> claim p50 {pick(0.5):.1f} ms, p90 {pick(0.9
 fi
 
 if [ "$what" = pipeline ] || [ "$what" = all ]; then
-  echo "== pipeline: fixture videos, one worker, one task at a time, base model"
-  fresh_db
-  model="$(scripts/fetch-model.sh base)"
-  "$bin/enqueue" user add bench --email bench@example.com >/dev/null
-  for f in zh-airfryer zh-shampoo en-water-bottle; do
-    case "$f" in zh-*) lang=zh ;; *) lang=en ;; esac
-    "$bin/enqueue" video "fixtures/videos/$f.mp4" --user bench --config "{\"language\":\"$lang\"}" >/dev/null
-  done
-  "$bin/scheduler" --exit-when-idle 2>/dev/null &
-  WHISPER_MODEL="$model" "$bin/worker" --exit-when-idle --concurrency 1 2>/dev/null & worker=$!
-  peak=0
-  while kill -0 $worker 2>/dev/null; do
-    hwm=$(awk '/VmHWM/ {print $2}' /proc/$worker/status 2>/dev/null || echo 0)
-    [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm
-    sleep 0.2
-  done
-  wait
-  echo "  worker peak resident memory: $((peak / 1024)) MB"
-  sql "SELECT JSON_EXTRACT(result_data, '$.timings_seconds') FROM processing_results WHERE result_type = 'analysis'" |
-    python3 -c '
-import json, sys
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-for r in rows:
-    total = sum(r.values())
-    ratio = total / r["transcribe"]
-    print("  " + "  ".join(f"{k} {v:.2f}s" for k, v in r.items()) + f"  | task {total:.2f}s = {ratio:.2f}x whisper")
-total = sum(sum(r.values()) for r in rows); whisper = sum(r["transcribe"] for r in rows)
-print(f"all: task time {total:.2f}s, whisper {whisper:.2f}s: {total / whisper:.2f}x whisper alone")'
+  pipeline_bench
 fi
 
 if [ "$what" = cut ] || [ "$what" = all ]; then
-  echo "== cut: smart cut vs full re-encode (1080p, from the media tests)"
-  cargo test --release --locked -p worker smart_cut_1080p_timing -- --nocapture 2>&1 | grep -iE "smart|re-?encode" | grep -v "^test " || true
+  echo "== cut: smart cut vs full libx264 veryfast re-encode (bench_cut, median of 3)"
+  "$bin/bench_cut"
 fi
 
 if [ "$what" = brand ] || [ "$what" = all ]; then

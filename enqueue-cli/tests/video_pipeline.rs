@@ -144,10 +144,22 @@ fn fixture_videos_become_selling_point_clips() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(clips.len() as i64, segments);
+        let transcript: Value = serde_json::from_str(&env.sql(&format!("SELECT result_data FROM processing_results WHERE task_id = {id} AND result_type = 'transcript'"))[0][0]).unwrap();
+        let (heard, audio) = (
+            transcript["speech_seconds"].as_f64().unwrap(),
+            transcript["audio_seconds"].as_f64().unwrap(),
+        );
         if *name == "silent" {
+            // Whisper never ran: nothing heard, no invented text.
+            assert_eq!(heard, 0.0, "{name}: {transcript}");
+            assert_eq!(transcript["segments"], serde_json::json!([]), "{name}");
             assert!(clips.is_empty(), "a silent video has no selling points");
             continue;
         }
+        assert!(
+            heard > 0.5 * audio && heard <= audio,
+            "{name}: whisper heard {heard} of {audio} s"
+        );
         // Every labelled selling point is found by a clip of its type whose
         // boundaries are within 1 s of the spoken sentence.
         for (kind, start, end) in &truth {
@@ -161,8 +173,7 @@ fn fixture_videos_become_selling_point_clips() {
                 "{name}: no {kind} clip within 1 s of {start:.2}-{end:.2}; clips: {clips:?}"
             );
         }
-        let words: Value = serde_json::from_str(&env.sql(&format!("SELECT result_data FROM processing_results WHERE task_id = {id} AND result_type = 'transcript'"))[0][0]).unwrap();
-        let words: Vec<(f64, f64)> = (words["words"].as_array().expect("word timings"))
+        let words: Vec<(f64, f64)> = (transcript["words"].as_array().expect("word timings"))
             .iter()
             .map(|w| (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap()))
             .collect();

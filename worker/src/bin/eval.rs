@@ -21,6 +21,7 @@ use worker::pipeline::detect::{
     self, DetectionConfig, EvalCounts, LexiconScorer, SellingPointType,
 };
 use worker::pipeline::media;
+use worker::pipeline::speech::{SpeechAudio, VoiceActivity};
 use worker::pipeline::transcribe::{TranscribeOptions, Transcriber};
 
 #[derive(Deserialize)]
@@ -54,6 +55,10 @@ struct Args {
     /// Exit 1 if the overall F1 is below this
     #[arg(long, value_name = "F1", default_value_t = 0.0)]
     min_f1: f64,
+    /// Transcribe the whole recording, silences included (the worker skips
+    /// them; this measures what that costs in F1)
+    #[arg(long)]
+    keep_silence: bool,
 }
 
 /// The arguments, or exit: 0 after --help, 2 with one line for bad ones.
@@ -73,7 +78,7 @@ fn parse_args() -> Args {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let Args { dir, json, min_f1 } = parse_args();
+    let Args { dir, json, min_f1, keep_silence } = parse_args();
     let model =
         std::env::var("WHISPER_MODEL").unwrap_or_else(|_| ".cache/models/ggml-base.bin".into());
     let transcriber = Transcriber::load(std::path::Path::new(&model), None)?;
@@ -105,8 +110,13 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         let info = media::source_info(&video).await?;
         let samples = media::extract_audio(&video, &Cancel::new()).await?;
+        let speech = if keep_silence {
+            SpeechAudio::whole(samples)
+        } else {
+            SpeechAudio::select(samples, &VoiceActivity::default())
+        };
         let options = TranscribeOptions { language: Some(labels.language.clone()) };
-        let transcript = transcriber.transcribe(samples, &options, &Cancel::new(), |_| {}).await?;
+        let transcript = transcriber.transcribe(speech, &options, &Cancel::new(), |_| {}).await?;
         let detection = detect::detect(&transcript, info.duration, &config, &scorer);
         let counts = detect::evaluate(&detection.selling_points, &truth);
         if !json {

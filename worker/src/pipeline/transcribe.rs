@@ -7,12 +7,17 @@
 //! are up to 5x slower). Cancellation and deadlines reach whisper through its
 //! abort callback, progress through its progress callback.
 //!
+//! Input is a [`SpeechAudio`]: the recording with its long silences left out
+//! (see [`super::speech`]); whisper's times are mapped back to the
+//! recording's timeline, so callers never see the joined audio's clock.
+//!
 //! Output is the detector's [`Transcript`]: segments with token timestamps.
 //! A Chinese character can span several byte-level tokens; token bytes are
 //! gathered until they decode, so every emitted token holds whole
 //! characters and starts at its first piece.
 
 use super::detect::{Token, Transcript, TranscriptSegment};
+use super::speech::SpeechAudio;
 use crate::cancel::Cancel;
 use anyhow::Context;
 use std::path::Path;
@@ -62,16 +67,22 @@ impl Transcriber {
         })
     }
 
-    /// Transcribes 16 kHz mono samples. `on_progress` receives whisper's
-    /// percentage (0..=100). Returns an error mentioning "cancelled" if
-    /// `cancel` fired.
+    /// Transcribes the speech of a 16 kHz mono recording, with times on the
+    /// recording's timeline. Silence is not sent to whisper at all: a silent
+    /// recording returns no segments at once (language: the requested one,
+    /// else `und`). `on_progress` receives whisper's percentage (0..=100).
+    /// Returns an error mentioning "cancelled" if `cancel` fired.
     pub async fn transcribe(
         &self,
-        samples: Vec<f32>,
+        speech: SpeechAudio,
         options: &TranscribeOptions,
         cancel: &Cancel,
         on_progress: impl FnMut(i32) + Send + 'static,
     ) -> anyhow::Result<Transcript> {
+        if speech.is_silent() {
+            let language = options.language.clone().unwrap_or_else(|| "und".into());
+            return Ok(Transcript { language, segments: Vec::new() });
+        }
         let _permit =
             self.permits.clone().acquire_owned().await.context("transcription permits closed")?;
         let context = self.context.clone();
@@ -79,10 +90,29 @@ impl Transcriber {
         let cancel = cancel.clone();
         let threads = self.threads;
         tokio::task::spawn_blocking(move || {
-            run_whisper(&context, &samples, &options, &cancel, threads, on_progress)
+            let transcript =
+                run_whisper(&context, &speech.samples, &options, &cancel, threads, on_progress);
+            transcript.map(|t| (t, speech))
         })
         .await
         .context("whisper thread panicked")?
+        .map(|(mut transcript, speech)| {
+            to_recording_times(&mut transcript, &speech);
+            transcript
+        })
+    }
+}
+
+/// Moves every time in `transcript` from the joined speech audio's clock to
+/// the recording's.
+fn to_recording_times(transcript: &mut Transcript, speech: &SpeechAudio) {
+    for segment in &mut transcript.segments {
+        segment.start = speech.to_recording(segment.start);
+        segment.end = speech.to_recording(segment.end).max(segment.start);
+        for token in &mut segment.tokens {
+            token.start = speech.to_recording(token.start);
+            token.end = speech.to_recording(token.end).max(token.start);
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) struct CutClip<'a> {
 pub(super) struct ClipContext<'a> {
     pub(super) task: &'a ClaimedTask,
     pub(super) source: &'a Path,
+    /// The source as the cutter reads it: packets scanned once for all clips.
+    pub(super) cut_source: &'a media::CutSource,
     pub(super) info: &'a media::SourceInfo,
     pub(super) words: &'a [detect::TimedWord],
     pub(super) ext: &'a str,
@@ -42,7 +44,7 @@ pub(super) async fn cut_one<'a>(
     let clip = cx.scratch.join(format!("{segment_id}.{}", cx.ext));
     let thumb = cx.scratch.join(format!("{segment_id}.jpg"));
     let request = CutRequest { start: point.start, end: point.end };
-    let report = media::cut_clip(cx.source, &clip, &request, cx.info, cancel, |_| {}).await?;
+    let report = cx.cut_source.cut(&clip, &request, cancel, |_| {}).await?;
     let at = report.start + (report.duration / 2.0).min(1.0);
     media::thumbnail(cx.source, at, &thumb, cancel).await?;
     let prefix = attempt_prefix(cx.task);

@@ -16,6 +16,7 @@ use crate::cancel::Cancel;
 use crate::deadline::{self, run_step, StepLimits};
 use crate::pipeline::detect::{self, DetectionConfig, LexiconScorer, SellingPoint};
 use crate::pipeline::media::{self, CutRequest, MediaError};
+use crate::pipeline::speech::{SpeechAudio, VoiceActivity};
 use crate::pipeline::subtitles::{self, CueRules};
 use crate::pipeline::transcribe::{TranscribeOptions, Transcriber};
 use crate::progress::Progress;
@@ -246,8 +247,12 @@ async fn run_steps(
     let options = TranscribeOptions { language };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let audio_seconds = samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
-    let transcript = run_step("transcribe", limits, media_seconds, cancel, |step| async move {
-        let transcription = transcriber.transcribe(samples, &options, &step, move |p| {
+    // Only the parts that are not quiet go to whisper (a silent video costs
+    // no whisper time and gets no invented text).
+    let speech = SpeechAudio::select(samples, &VoiceActivity::default());
+    let speech_seconds = speech.samples.len() as f64 / media::AUDIO_SAMPLE_RATE as f64;
+    let transcription = run_step("transcribe", limits, media_seconds, cancel, |step| async move {
+        let transcription = transcriber.transcribe(speech, &options, &step, move |p| {
             let _ = sender.send(p);
         });
         tokio::pin!(transcription);
@@ -257,8 +262,12 @@ async fn run_steps(
                 Some(percent) = receiver.recv() => progress.within(10 + (percent.clamp(0, 100) * 60 / 100) as i8).await,
             }
         }
-    })
-    .await?;
+    });
+    // The cutter's packet scan (demuxing, no decoding: nearly no CPU) runs
+    // while whisper works, so cutting starts as soon as the text is there.
+    let (transcript, cut_source) =
+        tokio::join!(transcription, media::CutSource::open(source_path, &info));
+    let (transcript, cut_source) = (transcript?, cut_source.map_err(|e| bad_media(e, &name))?);
     lap("transcribe", &mut timings);
     if let Some(seconds) =
         timings.get("transcribe").and_then(|v| v.as_f64()).filter(|_| audio_seconds > 0.0)
@@ -295,6 +304,7 @@ async fn run_steps(
     let context = ClipContext {
         task,
         source: source_path,
+        cut_source: &cut_source,
         info: info_ref,
         words: &words,
         ext,
@@ -375,6 +385,8 @@ async fn run_steps(
         json!({
             "language": transcript.language,
             "audio_seconds": audio_seconds,
+            // How much of the audio whisper heard (the rest was quiet).
+            "speech_seconds": speech_seconds,
             "segments": transcript.segments.iter().map(|s| json!({
                 "start": s.start, "end": s.end, "text": detect::to_simplified(&s.text),
             })).collect::<Vec<_>>(),

@@ -77,15 +77,56 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// How a re-encoded piece is encoded: with all of the source's settings, or
+/// with only those that shape the SPS/PPS and the fastest analysis for the
+/// rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Every setting the SEI names (same SPS/PPS, about the same quality per bit).
+    Exact,
+    /// The settings that decide the SPS/PPS bytes (profile, level, entropy
+    /// coder, references, B-frames, weighted prediction, 8x8 transform, GOP
+    /// length, rate control and chroma QP offset), with motion search,
+    /// sub-pixel refinement, trellis, psy and lookahead at their cheapest:
+    /// about 3x faster for the one partial GOP a smart cut re-encodes.
+    Fast,
+}
+
+/// x264 settings that only steer the encoder's search, never the SPS/PPS:
+/// left out by [`Replay::Fast`], which sets them cheaply instead.
+const SEARCH_ONLY: [&str; 16] = [
+    "me",
+    "subme",
+    "psy",
+    "psy_rd",
+    "trellis",
+    "mixed_ref",
+    "me_range",
+    "chroma_me",
+    "fast_pskip",
+    "decimate",
+    "b_adapt",
+    "rc_lookahead",
+    "mbtree",
+    "scenecut",
+    "deadzone",
+    "nr",
+];
+
+/// What [`Replay::Fast`] sets instead of [`SEARCH_ONLY`].
+const FAST_SEARCH: &str =
+    "me=dia:subme=1:trellis=0:psy=0:mixed-refs=0:b-adapt=0:mbtree=0:rc-lookahead=0:scenecut=0:partitions=none";
+
 /// Translates x264's SEI options into an ffmpeg `-x264-params` value that
-/// reproduces the same SPS/PPS (and close to the same quality). `level_idc` is
-/// the source's level (ffprobe `level`), `yuv444` whether the source is 4:4:4.
-/// Returns `None` for settings that cannot be replayed (custom quant matrices,
-/// AVC-Intra, ...).
+/// reproduces the same SPS/PPS (with [`Replay::Exact`] also close to the
+/// same quality). `level_idc` is the source's level (ffprobe `level`),
+/// `yuv444` whether the source is 4:4:4. Returns `None` for settings that
+/// cannot be replayed (custom quant matrices, AVC-Intra, ...).
 pub(crate) fn x264_params_from_sei(
     options: &str,
     level_idc: Option<i64>,
     yuv444: bool,
+    replay: Replay,
 ) -> Option<String> {
     let kv: Vec<(&str, &str)> =
         options.split_whitespace().filter_map(|t| t.split_once('=')).collect();
@@ -96,7 +137,11 @@ pub(crate) fn x264_params_from_sei(
     let mut push = |k: &str, v: &str| out.push(format!("{k}={v}"));
 
     const DIRECT: [&str; 4] = ["none", "spatial", "temporal", "auto"];
+    let fast = replay == Replay::Fast;
     for &(k, v) in &kv {
+        if fast && SEARCH_ONLY.contains(&k) {
+            continue;
+        }
         match k {
             "cabac" | "ref" | "me" | "subme" | "psy" | "trellis" | "8x8dct" | "nr" | "bframes"
             | "weightb" | "weightp" | "keyint" | "scenecut" | "mbtree" | "qcomp" | "qpmin"
@@ -168,7 +213,8 @@ pub(crate) fn x264_params_from_sei(
                 // x264 adjusts the offset it was given for psy-rd, psy-trellis
                 // and 4:4:4; undo that so the final value comes out the same.
                 let fin: i64 = v.parse().ok()?;
-                let psy = get("psy") == Some("1");
+                // Without psy (as in `Replay::Fast`) x264 keeps it as given.
+                let psy = !fast && get("psy") == Some("1");
                 let subme = num("subme").unwrap_or(7.0);
                 let trellis = num("trellis").unwrap_or(1.0);
                 let (rd, rd_trellis) = get("psy_rd")
@@ -199,6 +245,9 @@ pub(crate) fn x264_params_from_sei(
     if let Some(level) = level_idc.filter(|l| *l > 0) {
         push("level", &level.to_string());
     }
+    if fast {
+        out.push(FAST_SEARCH.to_string());
+    }
     Some(out.join(":"))
 }
 
@@ -223,7 +272,7 @@ mod unit {
                    direct=1 weightb=1 open_gop=0 weightp=2 keyint=50 keyint_min=5 scenecut=40 \
                    intra_refresh=0 rc_lookahead=40 rc=crf mbtree=1 crf=23.0 qcomp=0.60 qpmin=0 qpmax=69 \
                    qpstep=4 ip_ratio=1.40 aq=1:1.00";
-        let p = x264_params_from_sei(sei, Some(30), false).unwrap();
+        let p = x264_params_from_sei(sei, Some(30), false, Replay::Exact).unwrap();
         for want in [
             "deblock=0,0",
             "chroma-qp-offset=0",
@@ -234,6 +283,27 @@ mod unit {
         ] {
             assert!(p.split(':').any(|kv| kv == want), "{want} missing in {p}");
         }
-        assert!(x264_params_from_sei(&sei.replace("cqm=0", "cqm=2"), None, false).is_none());
+        let none = x264_params_from_sei(&sei.replace("cqm=0", "cqm=2"), None, false, Replay::Exact);
+        assert!(none.is_none());
+
+        // Fast: the SPS/PPS-shaping settings stay, the search is cheapest,
+        // and the chroma QP offset is the final one (no psy to undo).
+        let f = x264_params_from_sei(sei, Some(30), false, Replay::Fast).unwrap();
+        for want in [
+            "cabac=1",
+            "ref=3",
+            "bframes=3",
+            "weightp=2",
+            "8x8dct=1",
+            "keyint=50",
+            "crf=23.0",
+            "chroma-qp-offset=-2",
+            "subme=1",
+            "psy=0",
+            "me=dia",
+        ] {
+            assert!(f.split(':').any(|kv| kv == want), "{want} missing in {f}");
+        }
+        assert!(!f.split(':').any(|kv| kv == "subme=7" || kv == "psy-rd=1.00,0.00"), "{f}");
     }
 }

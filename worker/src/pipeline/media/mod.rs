@@ -19,11 +19,14 @@
 //! The product promises clips that start and end on the requested frame with
 //! audio in sync. Stream copy alone can only start on a keyframe (a 2 s GOP cut
 //! with `-ss` before `-i` and `-c copy` starts up to 2 s early), and a full
-//! re-encode is exact but 5-20x slower and loses quality. [`cut_clip`] does:
+//! re-encode is exact but 5-20x slower and loses quality. [`CutSource`] (one
+//! per source video, shared by all its clips; [`cut_clip`] for a single clip)
+//! does:
 //!
 //! 1. **Snap** the request to frame boundaries using the real packet timestamps
-//!    (ffprobe over a small window around the clip): the start becomes the frame
-//!    nearest to `start`, the end the frame boundary nearest to `end`.
+//!    (one ffprobe scan of the whole stream when the [`CutSource`] opens, demux
+//!    only): the start becomes the frame nearest to `start`, the end the frame
+//!    boundary nearest to `end`.
 //! 2. **Plan**: with `k1` = first keyframe at or after the start, the clip is
 //!    `head` = [start, k1) re-encoded, `mid` = [k1, ..) stream-copied packet by
 //!    packet (`-frames:v`, so no timestamp rounding decides what is kept) and,
@@ -36,9 +39,12 @@
 //!    `avcC`. For x264-encoded H.264 (most uploads made with ffmpeg, OBS,
 //!    HandBrake...) the encoder settings are read back from x264's SEI
 //!    ("options: cabac=1 ref=3 ...") and replayed through `-x264-params`, with the
-//!    source's level, pixel format and track timescale. The parameter sets of
-//!    the new head are then compared with those at `k1`; any difference means
-//!    falling back to a full re-encode.
+//!    source's level, pixel format and track timescale. Settings that only
+//!    steer the encoder's search (motion estimation, trellis, psy, lookahead)
+//!    are not in the bitstream's parameter sets, so heads are first encoded
+//!    with the cheapest ones; the parameter sets of the new head are compared
+//!    with those at `k1`, and on any difference the exact replay is tried once
+//!    (then a full re-encode). The settings are read once per source.
 //! 4. **Join** the pieces with the concat demuxer (explicit per-piece
 //!    durations), and in the same run re-encode the audio for exactly the clip
 //!    span (accurate input seek, sample-exact trim), so audio and video start
@@ -46,7 +52,9 @@
 //! 5. **Verify** the result: packet count and timestamps equal the planned
 //!    frames, the audio length matches, and the first copied frame decodes to
 //!    the same picture as the source frame. Any failure falls back to a full
-//!    re-encode of the clip.
+//!    re-encode of the clip. Once a re-encoded head (or tail) has passed the
+//!    picture comparison on a source, later clips of it skip that comparison
+//!    (same encoder, same settings); the packet and audio checks always run.
 //!
 //! A **full re-encode** (also frame-exact: accurate seek plus exact duration) is
 //! used directly for variable-frame-rate sources, codecs other than H.264,
@@ -71,7 +79,7 @@ use std::path::PathBuf;
 
 pub use audio::{extract_audio, AUDIO_SAMPLE_RATE};
 pub use cancel::Cancel;
-pub use cut::{cut_clip, CutMethod, CutReport, CutRequest};
+pub use cut::{cut_clip, CutMethod, CutReport, CutRequest, CutSource};
 pub use probe::{keyframe_info, keyframes, source_info, KeyframeInfo, SourceInfo};
 pub use thumb::{thumbnail, THUMBNAIL_MAX_WIDTH};
 

@@ -59,6 +59,7 @@ pub(crate) async fn ffmpeg<F: FnMut(f64)>(
     let mut cmd = FfmpegCommand::new();
     cmd.hide_banner().arg("-nostdin").arg("-y").args(&args);
     tracing::debug!(args = ?cmd.get_args().collect::<Vec<_>>(), "ffmpeg");
+    let started = std::time::Instant::now();
     let child = cmd.spawn().context("cannot start ffmpeg (is it installed and on PATH?)")?;
     let mut guard = KillOnDrop(Some(child));
     let child = guard.0.as_mut().expect("child present");
@@ -115,6 +116,7 @@ pub(crate) async fn ffmpeg<F: FnMut(f64)>(
         tokio::time::sleep(POLL).await;
     };
     guard.0 = None;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "ffmpeg finished");
 
     let stdout = match stdout_reader {
         Some(h) => h.await.context("stdout reader panicked")?.context("reading ffmpeg stdout")?,

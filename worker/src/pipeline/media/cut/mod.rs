@@ -1,7 +1,8 @@
 //! Frame-exact clip cutting (see the module docs for the smart-cut approach).
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ mod smart;
 mod verify;
 
 use encode::*;
+
 use smart::*;
 use verify::*;
 #[cfg(test)]
@@ -79,7 +81,8 @@ pub struct CutReport {
 /// monotonically increasing fractions in `[0, 1]`.
 ///
 /// The output appears atomically; on error or cancellation
-/// ([`super::MediaError::Cancelled`]) nothing is left behind.
+/// ([`super::MediaError::Cancelled`]) nothing is left behind. Several clips
+/// of one source are cheaper through one [`CutSource`].
 pub async fn cut_clip(
     input: &Path,
     output: &Path,
@@ -88,10 +91,12 @@ pub async fn cut_clip(
     cancel: &Cancel,
     on_progress: impl FnMut(f64),
 ) -> anyhow::Result<CutReport> {
-    cut_clip_with(input, output, req, probe, cancel, on_progress, false).await
+    let source = CutSource::open(input, probe).await?;
+    source.cut(output, req, cancel, on_progress).await
 }
 
 /// [`cut_clip`], optionally skipping the smart cut (used to compare methods).
+#[cfg(test)]
 pub(crate) async fn cut_clip_with(
     input: &Path,
     output: &Path,
@@ -101,81 +106,149 @@ pub(crate) async fn cut_clip_with(
     on_progress: impl FnMut(f64),
     force_full: bool,
 ) -> anyhow::Result<CutReport> {
-    let t0 = Instant::now();
-    let mut progress = CutProgress::new(on_progress);
-    if !(req.start.is_finite() && req.end.is_finite()) || req.start < 0.0 || req.end <= req.start {
-        return Err(MediaError::InvalidRequest(format!("cut {}..{}", req.start, req.end)).into());
-    }
-    if req.start >= probe.duration.max(probe.video_duration.unwrap_or(0.0)) {
-        return Err(MediaError::InvalidRequest(format!(
-            "cut starts at {} but the video is {:.3}s long",
-            req.start, probe.duration
-        ))
-        .into());
+    let source = CutSource::open(input, probe).await?;
+    source.cut_with(output, req, cancel, on_progress, force_full).await
+}
+
+/// A video being cut into clips: what every clip of it needs, read once
+/// (its video packets, its encoder settings) and what earlier clips proved
+/// (that a re-encoded head or tail joins the copied frames cleanly, so later
+/// clips skip the picture comparison). Share one per source between the
+/// clips cut from it, also concurrently.
+pub struct CutSource {
+    input: PathBuf,
+    info: SourceInfo,
+    /// Every video packet of the source, in decode order.
+    scan: PacketScan,
+    /// How re-encoded pieces are encoded (read on the first smart cut).
+    encoder: tokio::sync::OnceCell<Result<HeadEncoder, String>>,
+    /// A smart cut's joins were checked picture by picture: after a re-encoded
+    /// head, before a re-encoded tail.
+    head_proven: AtomicBool,
+    tail_proven: AtomicBool,
+}
+
+impl CutSource {
+    /// Reads the packets of `input` (one ffprobe run over the whole file,
+    /// demuxing only). `info` is its [`super::source_info`].
+    pub async fn open(input: &Path, info: &SourceInfo) -> anyhow::Result<CutSource> {
+        let scan = scan_packets(input, None).await?;
+        Ok(CutSource {
+            input: input.to_path_buf(),
+            info: info.clone(),
+            scan,
+            encoder: tokio::sync::OnceCell::new(),
+            head_proven: AtomicBool::new(false),
+            tail_proven: AtomicBool::new(false),
+        })
     }
 
-    // 1. Snap to frames, using packet timestamps around the clip.
-    let abs_start = probe.start_time + req.start;
-    let abs_end = probe.start_time + req.end;
-    let to_eof = abs_end + 2.0 >= probe.start_time + probe.duration;
-    let lo = (abs_start - 1.0).max(probe.start_time);
-    let interval = if to_eof {
-        format!("{}%", secs(lo))
-    } else {
-        format!("{}%{}", secs(lo), secs(abs_end + 2.0))
-    };
-    let scan = scan_packets(input, Some(&interval)).await?;
-    crate::cancel::check(cancel)?;
-    // The scan stops at the first packet at or after `abs_end + 2`; if it ended
-    // well before that, the stream ended.
-    let last_pts = scan.packets.iter().map(|p| p.pts).max().unwrap_or(0);
-    let eof = to_eof || scan.abs(last_pts) < abs_end + 1.0;
-    let clip = snap(&scan, abs_start, abs_end, eof).ok_or_else(|| {
-        MediaError::InvalidRequest(format!("no video frames in {}..{}", req.start, req.end))
-    })?;
-    progress.set(0.02);
+    /// Cuts one clip of this source into `output`: see [`cut_clip`].
+    pub async fn cut(
+        &self,
+        output: &Path,
+        req: &CutRequest,
+        cancel: &Cancel,
+        on_progress: impl FnMut(f64),
+    ) -> anyhow::Result<CutReport> {
+        self.cut_with(output, req, cancel, on_progress, false).await
+    }
 
-    // 2. Plan and try a smart cut.
-    let plan = if force_full {
-        Err("full re-encode requested".to_string())
-    } else {
-        plan_smart(&scan, probe, &clip)
-    };
-    let fallback_reason = match plan {
-        Ok(plan) => {
-            let (head, tail) = (plan.head_frames, plan.tail.map_or(0, |t| t.1));
-            match smart_cut(input, output, probe, &scan, &clip, &plan, cancel, &mut progress).await
-            {
-                Ok(file_size) => {
-                    let method = if head == 0 && tail == 0 {
-                        CutMethod::StreamCopy
-                    } else {
-                        CutMethod::SmartCut
-                    };
-                    progress.set(1.0);
-                    return Ok(clip.report(&scan, method, file_size, head + tail, None, t0));
-                }
-                Err(e) if super::is_cancelled(&e) => return Err(e),
-                Err(e) => {
-                    tracing::info!(input = %input.display(), error = format!("{e:#}"), "smart cut not possible, re-encoding");
-                    format!("smart cut not possible: {e:#}")
+    /// Cuts one clip by a full re-encode, never trying the smart cut (what
+    /// the smart cut is measured against in `bench_cut`).
+    pub async fn reencode(
+        &self,
+        output: &Path,
+        req: &CutRequest,
+        cancel: &Cancel,
+        on_progress: impl FnMut(f64),
+    ) -> anyhow::Result<CutReport> {
+        self.cut_with(output, req, cancel, on_progress, true).await
+    }
+
+    /// [`CutSource::cut`], optionally skipping the smart cut.
+    async fn cut_with(
+        &self,
+        output: &Path,
+        req: &CutRequest,
+        cancel: &Cancel,
+        on_progress: impl FnMut(f64),
+        force_full: bool,
+    ) -> anyhow::Result<CutReport> {
+        let (input, probe, scan) = (self.input.as_path(), &self.info, &self.scan);
+        let t0 = Instant::now();
+        let mut progress = CutProgress::new(on_progress);
+        if !(req.start.is_finite() && req.end.is_finite())
+            || req.start < 0.0
+            || req.end <= req.start
+        {
+            return Err(
+                MediaError::InvalidRequest(format!("cut {}..{}", req.start, req.end)).into()
+            );
+        }
+        if req.start >= probe.duration.max(probe.video_duration.unwrap_or(0.0)) {
+            return Err(MediaError::InvalidRequest(format!(
+                "cut starts at {} but the video is {:.3}s long",
+                req.start, probe.duration
+            ))
+            .into());
+        }
+        crate::cancel::check(cancel)?;
+
+        // 1. Snap to frames, using the packet timestamps of the whole stream.
+        let (abs_start, abs_end) = (probe.start_time + req.start, probe.start_time + req.end);
+        let clip = snap(scan, abs_start, abs_end, true).ok_or_else(|| {
+            MediaError::InvalidRequest(format!("no video frames in {}..{}", req.start, req.end))
+        })?;
+        progress.set(0.02);
+
+        // 2. Plan and try a smart cut.
+        let plan = if force_full {
+            Err("full re-encode requested".to_string())
+        } else {
+            plan_smart(scan, probe, &clip)
+        };
+        let fallback_reason = match plan {
+            Ok(plan) => {
+                let (head, tail) = (plan.head_frames, plan.tail.map_or(0, |t| t.1));
+                match smart_cut(self, output, &clip, &plan, cancel, &mut progress).await {
+                    Ok(file_size) => {
+                        let method = if head == 0 && tail == 0 {
+                            CutMethod::StreamCopy
+                        } else {
+                            CutMethod::SmartCut
+                        };
+                        progress.set(1.0);
+                        return Ok(clip.report(scan, method, file_size, head + tail, None, t0));
+                    }
+                    Err(e) if super::is_cancelled(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::info!(input = %input.display(), error = format!("{e:#}"), "smart cut not possible, re-encoding");
+                        format!("smart cut not possible: {e:#}")
+                    }
                 }
             }
-        }
-        Err(reason) => {
-            tracing::debug!(input = %input.display(), %reason, "full re-encode");
-            reason
-        }
-    };
+            Err(reason) => {
+                tracing::debug!(input = %input.display(), %reason, "full re-encode");
+                reason
+            }
+        };
 
-    // 3. Full re-encode.
-    let (file_size, frames, duration) =
-        full_reencode(input, output, probe, &scan, &clip, cancel, &mut progress).await?;
-    progress.set(1.0);
-    let mut report =
-        clip.report(&scan, CutMethod::FullReencode, file_size, frames, Some(fallback_reason), t0);
-    (report.frames, report.duration) = (frames, duration);
-    Ok(report)
+        // 3. Full re-encode.
+        let (file_size, frames, duration) =
+            full_reencode(input, output, probe, scan, &clip, cancel, &mut progress).await?;
+        progress.set(1.0);
+        let mut report = clip.report(
+            scan,
+            CutMethod::FullReencode,
+            file_size,
+            frames,
+            Some(fallback_reason),
+            t0,
+        );
+        (report.frames, report.duration) = (frames, duration);
+        Ok(report)
+    }
 }
 
 /// Monotonic progress reporting.

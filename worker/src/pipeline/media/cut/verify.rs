@@ -4,10 +4,20 @@
 
 use super::*;
 
+/// Which joins of a source's smart cuts have been compared picture by
+/// picture: after a re-encoded head, before a re-encoded tail.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Proven {
+    pub(super) head: bool,
+    pub(super) tail: bool,
+}
+
 /// Checks a smart-cut result: exactly the planned frames at the planned
-/// times, audio as long as the video, and the copied frames next to
-/// re-encoded ones decode to the same pictures as the source (so the join and
-/// the copied GOPs are intact).
+/// times, audio as long as the video, and (for the joins not yet `proven`
+/// on this source) the copied frames next to re-encoded ones decode to the
+/// same pictures as the source, so the join and the copied GOPs are intact.
+/// Returns the joins it compared.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn verify(
     input: &Path,
     out: &Path,
@@ -15,8 +25,9 @@ pub(super) async fn verify(
     scan: &PacketScan,
     clip: &Clip,
     plan: &Plan,
+    proven: Proven,
     cancel: &Cancel,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Proven> {
     let got = probe_clip(out).await?;
     let got_frames = got.video.frames_sorted();
     anyhow::ensure!(
@@ -40,16 +51,19 @@ pub(super) async fn verify(
 
     // The first copied frame after a re-encoded head, and the last copied
     // frame before a re-encoded tail, must be exact copies.
+    let mut checked = Proven::default();
     let mut seeks: Vec<(&Path, String, bool)> = Vec::new();
-    if plan.head_frames > 0 {
+    if plan.head_frames > 0 && !proven.head {
         let i = plan.head_frames as usize;
         seeks.push((out, us_str(got.video.abs_us(got_frames[i])), true));
         seeks.push((input, us_str(scan.abs_us(plan.k1)), true));
+        checked.head = true;
     }
-    if let Some((k_last, _)) = plan.tail {
+    if let Some((k_last, _)) = plan.tail.filter(|_| !proven.tail) {
         if let Some(i) = clip.frames.iter().position(|&p| p == k_last).filter(|&i| i > 0) {
             seeks.push((out, us_str(got.video.abs_us(got_frames[i - 1])), true));
             seeks.push((input, us_str(scan.abs_us(clip.frames[i - 1])), true));
+            checked.tail = true;
         }
     }
     if !seeks.is_empty() {
@@ -59,7 +73,7 @@ pub(super) async fn verify(
             anyhow::ensure!(mad < 0.5, "a copied frame differs from the source (MAD {mad:.2})");
         }
     }
-    Ok(())
+    Ok(checked)
 }
 
 /// Video packets and audio `(sample_rate, duration)` of a finished clip, from one ffprobe run.
