@@ -130,9 +130,11 @@ pipeline_bench() {
   local silent=("en=fixtures/videos/silent.mp4" "en=$out/silent-20s.mp4" "en=$out/silent-1200s.mp4")
   echo "-- whisper alone (bench_whisper)"
   WHISPER_MODEL="$model" "$bin/bench_whisper" "${speech[@]}" "${silent[@]}" | tee "$out/whisper.jsonl" |
-    python3 -c 'import json,sys
+    python3 -c '
+import json, sys
 for l in sys.stdin:
-    r = json.loads(l); print(f"  {r[\"video\"]}: {r[\"audio_seconds\"]:.1f} s audio, whisper {r[\"whisper_seconds\"]:.2f} s")'
+    r = json.loads(l)
+    print("  %s: %.1f s audio, whisper %.2f s" % (r["video"], r["audio_seconds"], r["whisper_seconds"]))'
 
   echo "-- each video alone (enqueued after the previous one finished)"
   fresh_db

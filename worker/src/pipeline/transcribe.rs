@@ -1,7 +1,10 @@
 //! Speech to timed text with whisper.cpp (whisper-rs).
 //!
 //! The model is loaded once per worker process ([`Transcriber::load`]) and
-//! shared; each transcription gets its own whisper state. whisper.cpp is
+//! shared; a transcription borrows a whisper state from a small pool and
+//! gives it back (a state is ~150 MB of buffers: a fresh one per video,
+//! allocated on whichever blocking thread runs it, left the worker's memory
+//! growing by arena fragmentation; measured in BENCHMARKS.md). whisper.cpp is
 //! CPU-bound, so a semaphore lets only as many transcriptions run at once as
 //! there are cores for their threads (measured here: oversubscribed threads
 //! are up to 5x slower). Cancellation and deadlines reach whisper through its
@@ -23,7 +26,9 @@ use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 /// What to transcribe and how.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +42,8 @@ pub struct TranscribeOptions {
 pub struct Transcriber {
     context: Arc<WhisperContext>,
     permits: Arc<Semaphore>,
+    /// Whisper states not in use (at most one per permit).
+    states: Arc<std::sync::Mutex<Vec<WhisperState>>>,
     threads: usize,
 }
 
@@ -63,6 +70,7 @@ impl Transcriber {
         Ok(Transcriber {
             context: Arc::new(context),
             permits: Arc::new(Semaphore::new(parallel)),
+            states: Arc::default(),
             threads,
         })
     }
@@ -88,10 +96,25 @@ impl Transcriber {
         let context = self.context.clone();
         let options = options.clone();
         let cancel = cancel.clone();
-        let threads = self.threads;
+        let (threads, states) = (self.threads, self.states.clone());
         tokio::task::spawn_blocking(move || {
-            let transcript =
-                run_whisper(&context, &speech.samples, &options, &cancel, threads, on_progress);
+            let pooled = states.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut state = match pooled {
+                Some(state) => state,
+                None => {
+                    context.create_state().map_err(|e| anyhow::anyhow!("whisper state: {e}"))?
+                }
+            };
+            let transcript = run_whisper(
+                &context,
+                &mut state,
+                &speech.samples,
+                &options,
+                &cancel,
+                threads,
+                on_progress,
+            );
+            states.lock().unwrap_or_else(|e| e.into_inner()).push(state);
             transcript.map(|t| (t, speech))
         })
         .await
@@ -125,15 +148,17 @@ fn initial_prompt(language: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// One `full()` run over `samples` in `state`; returns the transcript on
+/// the samples' own clock.
 fn run_whisper(
     context: &WhisperContext,
+    state: &mut WhisperState,
     samples: &[f32],
     options: &TranscribeOptions,
     cancel: &Cancel,
     threads: usize,
     on_progress: impl FnMut(i32) + Send + 'static,
 ) -> anyhow::Result<Transcript> {
-    let mut state = context.create_state().map_err(|e| anyhow::anyhow!("whisper state: {e}"))?;
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(threads as i32);
     params.set_language(Some(options.language.as_deref().unwrap_or("auto")));

@@ -202,22 +202,40 @@ async fn run_steps(
     }
     lap("fetch", &mut timings);
 
-    // Probe.
-    progress.step("probing", 5).await;
-    let info = run_step("probe", limits, media_seconds, cancel, |_| async {
+    // Probe and audio. They are independent (two ffprobe scans, one audio
+    // decode), so with the duration known from the upload they run at once;
+    // the probe's verdict comes first (a truncated file, no audio), the
+    // audio's error only after it.
+    progress.step("probing and extracting audio", 5).await;
+    let probe = run_step("probe", limits, media_seconds, cancel, |_| async {
         let info = media::source_info(&source).await.map_err(|e| bad_media(e, &name))?;
         shared::probe::check_complete(&source).await.map_err(|e| {
             BadInput::new(format!("{name}: not a usable video: {}", shared::one_line(&e)))
         })?;
         Ok(info)
-    })
-    .await?;
+    });
+    let (source_path, name_ref): (&Path, &str) = (&source, &name);
+    let audio = |seconds| {
+        run_step("audio", limits, seconds, cancel, move |step| async move {
+            media::extract_audio(source_path, &step).await.map_err(|e| bad_media(e, name_ref))
+        })
+    };
+    let (info, samples) = if media_seconds > 0.0 {
+        tokio::join!(probe, audio(media_seconds))
+    } else {
+        // Unknown length: the audio's time limit waits for the probe's.
+        let info = probe.await?;
+        let samples = audio(info.duration).await;
+        (Ok(info), samples)
+    };
+    let info = info?;
     media_seconds = info.duration;
     if !info.has_audio {
         return Err(
             BadInput::new(format!("{name} has no audio stream: nothing to transcribe")).into()
         );
     }
+    let samples = samples?;
     let metadata = VideoMetadata {
         duration: Some(decimal(info.duration, 2)),
         width: Some(info.width as i32),
@@ -228,16 +246,7 @@ async fn run_steps(
         status: Some(shared::videos::status::COMPLETED),
         thumbnail_url: None,
     };
-    lap("probe", &mut timings);
-
-    // Audio.
-    progress.step("extracting audio", 8).await;
-    let (source_path, name_ref): (&Path, &str) = (&source, &name);
-    let samples = run_step("audio", limits, media_seconds, cancel, |step| async move {
-        media::extract_audio(source_path, &step).await.map_err(|e| bad_media(e, name_ref))
-    })
-    .await?;
-    lap("audio", &mut timings);
+    lap("probe_and_audio", &mut timings);
 
     // Transcribe.
     progress.step("transcribing", 10).await;

@@ -204,15 +204,14 @@ async fn make_pieces(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let params = params.map(|p| format!("{p}:threads={cores}"));
     let mut a = Vec::new();
+    // Each input is bounded (`-t`, a second past its piece): ffmpeg reads
+    // an input until every output of the run is done, so an unbounded one
+    // would be decoded to the end of the source (measured: 14 s instead of
+    // 0.5 s for a clip early in a 3-minute 1080x1920 video).
     for piece in pieces {
-        a.extend(args![
-            "-seek_timestamp",
-            "1",
-            "-ss",
-            us_str(scan.abs_us(piece.from)),
-            "-i",
-            input
-        ]);
+        let (from, span) = (scan.abs_us(piece.from), scan.abs(piece.to) - scan.abs(piece.from));
+        a.extend(args!["-seek_timestamp", "1", "-ss", us_str(from), "-t", secs(span + 1.0)]);
+        a.extend(args!["-i", input]);
     }
     for (i, piece) in pieces.iter().enumerate() {
         a.extend(args!["-map", format!("{i}:v:0"), "-an", "-sn", "-dn"]);
