@@ -160,6 +160,16 @@ fn fixture_videos_become_selling_point_clips() {
             heard > 0.5 * audio && heard <= audio,
             "{name}: whisper heard {heard} of {audio} s"
         );
+        // Each clip's result says how it was cut, and why when fully re-encoded.
+        for row in env.sql(&format!("SELECT result_data FROM processing_results WHERE task_id = {id} AND result_type = 'segment'")) {
+            let segment: Value = serde_json::from_str(&row[0]).unwrap();
+            let reason = &segment["cut_fallback_reason"];
+            match segment["cut_method"].as_str().unwrap() {
+                "FullReencode" => assert!(reason.as_str().is_some_and(|r| !r.is_empty()), "{name}: {segment}"),
+                "SmartCut" | "StreamCopy" => assert!(reason.is_null(), "{name}: {segment}"),
+                other => panic!("{name}: unknown cut_method {other}"),
+            }
+        }
         // Every labelled selling point is found by a clip of its type whose
         // boundaries are within 1 s of the spoken sentence.
         for (kind, start, end) in &truth {

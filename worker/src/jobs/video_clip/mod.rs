@@ -376,6 +376,8 @@ async fn run_steps(
                 "confidence": point.confidence,
                 "title": point.title,
                 "cut_method": format!("{:?}", report.method),
+                // Why a clip was fully re-encoded (null for smart cuts and copies).
+                "cut_fallback_reason": report.fallback_reason,
                 "frames": report.frames,
                 "reencoded_frames": report.reencoded_frames,
                 "thumbnail": thumb_key,
