@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::cut::{cut_clip_with, GRAY_H, GRAY_W};
+use super::cut::{GRAY_H, GRAY_W};
 use super::*;
 
 /// Mean absolute difference (0..255 gray) below which two 64x36 pictures are the same frame.
@@ -349,19 +349,17 @@ async fn cut(
     let out = dir.join(name);
     let req = CutRequest { start, end };
     let mut last = 0.0;
-    let report = cut_clip_with(
-        src,
-        &out,
-        &req,
-        &info,
-        &Cancel::new(),
-        |p| {
-            assert!(p >= last && p <= 1.0, "progress went from {last} to {p}");
-            last = p;
-        },
-        force_full,
-    )
-    .await
+    let progress = |p| {
+        assert!(p >= last && p <= 1.0, "progress went from {last} to {p}");
+        last = p;
+    };
+    let source = super::CutSource::open(src, &info).await.unwrap();
+    let cancel = Cancel::new();
+    let report = if force_full {
+        source.reencode(&out, &req, &cancel, progress).await
+    } else {
+        source.cut(&out, &req, &cancel, progress).await
+    }
     .unwrap();
     assert_eq!(last, 1.0);
     assert!(out.exists());

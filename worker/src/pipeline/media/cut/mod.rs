@@ -95,21 +95,6 @@ pub async fn cut_clip(
     source.cut(output, req, cancel, on_progress).await
 }
 
-/// [`cut_clip`], optionally skipping the smart cut (used to compare methods).
-#[cfg(test)]
-pub(crate) async fn cut_clip_with(
-    input: &Path,
-    output: &Path,
-    req: &CutRequest,
-    probe: &SourceInfo,
-    cancel: &Cancel,
-    on_progress: impl FnMut(f64),
-    force_full: bool,
-) -> anyhow::Result<CutReport> {
-    let source = CutSource::open(input, probe).await?;
-    source.cut_with(output, req, cancel, on_progress, force_full).await
-}
-
 /// A video being cut into clips: what every clip of it needs, read once
 /// (its video packets, its encoder settings) and what earlier clips proved
 /// (that a re-encoded head or tail joins the copied frames cleanly, so later
