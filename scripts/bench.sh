@@ -3,8 +3,10 @@
 #
 #   scripts/bench.sh [queue|backlog|latency|pipeline|cut|brand|all]   (default: all)
 #
-# queue     20000 no-op tasks, 1 scheduler, 2 workers x 64: tasks/s end to end,
-#           MySQL bookkeeping included (claim, result row, completion).
+# queue     our queue against BullMQ's official Rust crate (bench/peers), side
+#           by side on the same Redis: 20000 no-op jobs each, 3 rounds, with a
+#           throwaway and a fully durable MariaDB; the ratio per round, CPU
+#           and MariaDB counters per 10,000 tasks (scripts/lib/bench-queue.sh).
 # backlog   the same 20000 tasks with BACKLOG (default 200000) lower-priority
 #           pending rows already in the table.
 # latency   dispatch latency on an idle fleet: LATENCY_N (default 1000) single
@@ -37,23 +39,13 @@ set -a; . ./.env; set +a
 sock=.local/services/mariadb/sock
 sql() { mariadb --no-defaults -S "$sock" -uroot -N videoclip -e "$1"; }
 now() { date +%s.%N; }
+. scripts/lib/bench-queue.sh
 
 # A fresh database for each run, so earlier runs do not count.
 fresh_db() {
   mariadb --no-defaults -S "$sock" -uroot -e "DROP DATABASE IF EXISTS videoclip; CREATE DATABASE videoclip CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
   redis-cli -p "$(cat .local/services/redis/port)" FLUSHALL >/dev/null
   "$bin/enqueue" migrate >/dev/null
-}
-
-run_fleet() {
-  local start end
-  start=$(now)
-  "$bin/scheduler" --exit-when-idle 2>/dev/null &
-  "$bin/worker" --exit-when-idle --concurrency 64 2>/dev/null &
-  "$bin/worker" --exit-when-idle --concurrency 64 2>/dev/null &
-  wait
-  end=$(now)
-  python3 -c "print(f'{$1} tasks in {$end - $start:.2f} s: {$1 / ($end - $start):.0f} tasks/s')"
 }
 
 # Generated long videos for the pipeline bench (made once, then reused).
@@ -204,10 +196,7 @@ PY
 }
 
 if [ "$what" = queue ] || [ "$what" = all ]; then
-  echo "== queue: 20000 no-op tasks, 1 scheduler, 2 workers x 64"
-  fresh_db
-  "$bin/enqueue" noop --count 20000 >/dev/null
-  run_fleet 20000
+  queue_bench
 fi
 
 if [ "$what" = backlog ] || [ "$what" = all ]; then
