@@ -5,6 +5,7 @@
 //! `shared::registration`, which the API's upload uses too.
 
 use crate::Output;
+use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use shared::config::Settings;
@@ -160,6 +161,19 @@ pub async fn task(settings: &Settings, out: &Output, args: TaskArgs) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// Connections `enqueue noop` inserts over at once.
+const INSERT_CONNECTIONS: usize = 2;
+
+/// The outcome of one spawned batch insert: its error, or a panic as an error.
+fn joined_insert(
+    done: Option<Result<anyhow::Result<usize>, tokio::task::JoinError>>,
+) -> anyhow::Result<()> {
+    match done {
+        Some(joined) => joined.context("a batch insert panicked")?.map(drop),
+        None => Ok(()),
+    }
+}
+
 /// Name of the system user that owns no-op tasks.
 const NOOP_USER: &str = "noop";
 
@@ -172,12 +186,18 @@ pub async fn noop(settings: &Settings, out: &Output, args: NoopArgs) -> anyhow::
     config["sleep_ms"] = json!(args.sleep_ms);
     config["fail_rate"] = json!(args.fail_rate);
     shared::jobs::check_config(task_type::NOOP, Some(&config))?;
-    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    let pool =
+        shared::db::connect(settings.require_database_url()?, INSERT_CONNECTIONS as u32).await?;
     let mut conn = shared::db::conn(&pool).await?;
     let user = shared::users::ensure_user(&mut conn, NOOP_USER).await?;
     let video_id = shared::videos::ensure_placeholder_video(&mut conn, user.id).await?;
+    drop(conn);
 
+    // Batches go in over INSERT_CONNECTIONS connections at once, so that the
+    // server inserts one batch while this process builds the next
+    // (BENCHMARKS.md, enqueue throughput).
     let mut ids = Vec::with_capacity(args.count as usize);
+    let mut inserting = tokio::task::JoinSet::new();
     let mut remaining = args.count;
     while remaining > 0 {
         let n = remaining.min(shared::tasks::BATCH_ROWS as u64 * 10);
@@ -192,11 +212,20 @@ pub async fn noop(settings: &Settings, out: &Output, args: NoopArgs) -> anyhow::
                 max_retries: args.options.max_retries,
             })
             .collect();
-        shared::tasks::insert_tasks(&mut conn, &batch).await?;
-        ids.extend(batch.into_iter().map(|t| t.task_id));
+        ids.extend(batch.iter().map(|t| t.task_id.clone()));
         remaining -= n;
+        if inserting.len() >= INSERT_CONNECTIONS {
+            joined_insert(inserting.join_next().await)?;
+        }
+        let pool = pool.clone();
+        inserting.spawn(async move {
+            let mut conn = pool.get_owned().await.context("no database connection available")?;
+            shared::tasks::insert_tasks(&mut conn, &batch).await
+        });
     }
-    drop(conn);
+    while let Some(done) = inserting.join_next().await {
+        joined_insert(Some(done))?;
+    }
     cache_pending(settings, &ids).await;
     if out.json {
         for id in &ids {
