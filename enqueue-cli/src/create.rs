@@ -166,12 +166,9 @@ const INSERT_CONNECTIONS: usize = 2;
 
 /// The outcome of one spawned batch insert: its error, or a panic as an error.
 fn joined_insert(
-    done: Option<Result<anyhow::Result<usize>, tokio::task::JoinError>>,
+    joined: Result<anyhow::Result<usize>, tokio::task::JoinError>,
 ) -> anyhow::Result<()> {
-    match done {
-        Some(joined) => joined.context("a batch insert panicked")?.map(drop),
-        None => Ok(()),
-    }
+    joined.context("a batch insert panicked")?.map(drop)
 }
 
 /// Name of the system user that owns no-op tasks.
@@ -214,8 +211,10 @@ pub async fn noop(settings: &Settings, out: &Output, args: NoopArgs) -> anyhow::
             .collect();
         ids.extend(batch.iter().map(|t| t.task_id.clone()));
         remaining -= n;
-        if inserting.len() >= INSERT_CONNECTIONS {
-            joined_insert(inserting.join_next().await)?;
+        while inserting.len() >= INSERT_CONNECTIONS {
+            if let Some(done) = inserting.join_next().await {
+                joined_insert(done)?;
+            }
         }
         let pool = pool.clone();
         inserting.spawn(async move {
@@ -224,7 +223,7 @@ pub async fn noop(settings: &Settings, out: &Output, args: NoopArgs) -> anyhow::
         });
     }
     while let Some(done) = inserting.join_next().await {
-        joined_insert(Some(done))?;
+        joined_insert(done)?;
     }
     cache_pending(settings, &ids).await;
     if out.json {
