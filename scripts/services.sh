@@ -3,6 +3,11 @@
 #
 #   scripts/services.sh up       install what is missing, start both servers
 #                                on free ports under .local/services/, write .env
+#   scripts/services.sh up --redis sentinel
+#                                the same with Redis behind Sentinel: a master,
+#                                a replica and three sentinels (scripts/lib/
+#                                redis-sentinel.sh); .env gets its
+#                                redis-sentinel:// URL
 #   scripts/services.sh install  only install what is missing (as root or with
 #                                passwordless sudo; otherwise print the command
 #                                and exit 1)
@@ -29,6 +34,8 @@ log() { echo "services: $*" >&2; }
 
 # PACKAGES, package_installed and missing_packages.
 . "$root/scripts/lib/packages.sh"
+# start_redis_sentinel, sentinel_url, stop_redis_sentinel, sentinel_status.
+. "$root/scripts/lib/redis-sentinel.sh"
 
 # Install the missing packages of PACKAGES with apt-get, as root or through
 # passwordless sudo; otherwise print the one command that would, and fail.
@@ -109,12 +116,13 @@ start_redis() {
   log "Redis on 127.0.0.1:$port"
 }
 
+# Writes .env; $1 is the REDIS_URL.
 write_env() {
   mkdir -p "$storage_dir"
   cat >"$root/.env" <<ENV
 # Written by scripts/services.sh: throwaway servers under .local/services.
 DATABASE_URL=mysql://root@127.0.0.1:$(cat "$db_dir/port")/videoclip
-REDIS_URL=redis://127.0.0.1:$(cat "$redis_dir/port")/0
+REDIS_URL=$1
 STORAGE_URL=file://$storage_dir
 ENV
   log "wrote $root/.env"
@@ -130,15 +138,35 @@ stop_all() {
     kill "$(cat "$redis_dir/pid")"
     log "Redis stopped"
   fi
+  stop_redis_sentinel
+}
+
+# `up [--redis single|sentinel]`.
+up() {
+  local redis=single
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --redis) redis="${2:-}"; shift 2 || { echo "--redis needs a value" >&2; exit 2; } ;;
+      *) echo "unknown option for up: $1" >&2; exit 2 ;;
+    esac
+  done
+  install_packages
+  start_mariadb
+  case "$redis" in
+    single) start_redis; write_env "redis://127.0.0.1:$(cat "$redis_dir/port")/0" ;;
+    sentinel) start_redis_sentinel; write_env "$(sentinel_url)" ;;
+    *) echo "--redis is single or sentinel, not '$redis'" >&2; exit 2 ;;
+  esac
 }
 
 case "${1:-up}" in
-  up) install_packages; start_mariadb; start_redis; write_env ;;
+  up) if [ $# -gt 0 ]; then shift; fi; up "$@" ;;
   install) install_packages ;;
   missing) missing_packages ;;
   down) stop_all ;;
   status)
     db_running && echo "mariadb: running on $(cat "$db_dir/port")" || echo "mariadb: stopped"
-    redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped" ;;
-  *) echo "usage: $0 up|install|missing|down|status" >&2; exit 2 ;;
+    redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped"
+    sentinel_status ;;
+  *) echo "usage: $0 up [--redis single|sentinel]|install|missing|down|status" >&2; exit 2 ;;
 esac

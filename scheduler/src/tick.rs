@@ -1,6 +1,8 @@
 //! The scheduler's loop. Each tick, in this order:
 //!
-//! 1. **Redis lost its data?** If `queue:epoch` is missing, every pending
+//! 1. **Redis lost its data?** If `queue:epoch` is missing, or names
+//!    another replication history than the server's (a Sentinel failover
+//!    promoted a replica that may lack the last pushes), every pending
 //!    task's `queued_at` is cleared so it is pushed again (the database is the
 //!    source of truth), then the marker is set.
 //! 2. **Reap** running tasks whose lease expired: back to pending with
@@ -161,19 +163,20 @@ async fn tick(
 ) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     let mut conn = shared::db::conn(pool).await?;
-    let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+    let state = queue.state().await?;
+    let (high, normal) = (state.high, state.normal);
     metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::HIGH_PRIORITY_QUEUE)
         .set(high as f64);
     metrics::gauge!("videoclip_queue_depth", "queue" => shared::queue::VIDEO_PROCESSING_QUEUE)
         .set(normal as f64);
-    if !epoch {
+    if !state.intact {
         let reset = tasks::forget_queued(&mut conn).await?;
-        queue.set_epoch().await?;
+        queue.set_epoch(&state.history).await?;
         metrics::counter!("videoclip_queue_rebuilds_total").increment(1);
         if reset > 0 {
             tracing::warn!(
                 tasks = reset,
-                "Redis lost the queues: pushing every pending task again"
+                "Redis lost the queues or a replica took over: pushing every pending task again"
             );
         }
     }

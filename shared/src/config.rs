@@ -226,16 +226,35 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
-/// Returns `url` with its password (if any) replaced by `***`, so URLs can be
-/// logged and shown in errors. Strings that are not URLs come back unchanged.
+/// Returns `url` with its passwords replaced by `***`, so URLs can be logged
+/// and shown in errors: the one in the authority and any query parameter
+/// whose name contains "password" (`sentinelPassword=`). Also for URLs the
+/// `url` crate cannot parse (a Sentinel node list `h1:1,h2:2`). Strings
+/// without `://` come back unchanged.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (main, query) = match rest.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (rest, None),
+    };
+    let main = match main.rfind('@') {
+        Some(at) => match main[..at].split_once(':') {
+            Some((user, _password)) => format!("{user}:***{}", &main[at..]),
+            None => main.to_string(),
+        },
+        None => main.to_string(),
+    };
+    let Some(query) = query else { return format!("{scheme}://{main}") };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                format!("{name}=***")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{scheme}://{main}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -254,5 +273,10 @@ mod tests {
         );
         assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
         assert_eq!(redact_url("file:///var/lib/videoclip"), "file:///var/lib/videoclip");
+        assert_eq!(
+            redact_url("redis-sentinel://:pw@h1:26379,h2:26379/vc?sentinelPassword=s2&node=x"),
+            "redis-sentinel://:***@h1:26379,h2:26379/vc?sentinelPassword=***&node=x"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

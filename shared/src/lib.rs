@@ -24,6 +24,7 @@ pub mod overview;
 pub mod probe;
 pub mod queue;
 pub mod quotas;
+pub mod redis_url;
 pub mod references;
 pub mod registration;
 pub mod schema;

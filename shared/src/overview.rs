@@ -28,7 +28,8 @@ impl FleetOverview {
     /// Reads the overview: Redis for the lists and heartbeats, `conn` for
     /// the counts.
     pub async fn read(conn: &mut PooledConnection<'_>, queue: &Queue) -> anyhow::Result<Self> {
-        let (high, normal, epoch) = queue.lengths_and_epoch().await?;
+        let state = queue.state().await?;
+        let (high, normal, epoch) = (state.high, state.normal, state.intact);
         let workers = queue.live_workers().await?;
         let counts = crate::tasks::count_by_status(conn).await?;
         let running = crate::tasks::running_by_worker(conn).await?;

@@ -15,12 +15,16 @@
 //! - `task:status:{task_id}`: JSON `{status, progress, current_step,
 //!   updated_at}`, TTL 1 hour.
 //! - `workers:alive`: sorted set, worker id -> time of its last heartbeat.
-//! - `queue:epoch`: set by the scheduler when it (re)builds the queues. If it
-//!   is missing, Redis lost its data (restart without persistence, FLUSHALL)
-//!   and the scheduler pushes every pending task again.
+//! - `queue:epoch`: set by the scheduler when it (re)builds the queues, to
+//!   the server's replication id. If it is missing, Redis lost its data
+//!   (restart without persistence, FLUSHALL); if it names another
+//!   replication id, a replica was promoted (Sentinel failover) and may lack
+//!   the old master's last pushes. Either way the scheduler pushes every
+//!   pending task again.
 
 use crate::config::redact_url;
 use crate::models::TaskStatus;
+use crate::redis_url;
 use crate::tls;
 use crate::BadInput;
 use anyhow::Context;
@@ -43,6 +47,29 @@ pub const WORKERS_KEY: &str = "workers:alive";
 pub const WORKER_ALIVE_SECONDS: i64 = 10;
 /// Lifetime of a `task:status:*` key.
 pub const STATUS_TTL_SECONDS: i64 = 3600;
+
+/// What [`Queue::state`] reads at the start of each scheduler tick.
+#[derive(Debug, Clone)]
+pub struct QueueState {
+    /// Length of `queue:high_priority`.
+    pub high: u64,
+    /// Length of `queue:video_processing`.
+    pub normal: u64,
+    /// The server's replication history (`master_replid` of `INFO
+    /// replication`): a new id after a restart without persistence and
+    /// after a Sentinel failover promoted a replica.
+    pub history: String,
+    /// `queue:epoch` exists and names `history`. False when Redis lost its
+    /// data, and when a promoted replica may lack the last pushes the old
+    /// master acknowledged: either way the scheduler pushes every pending
+    /// task again.
+    pub intact: bool,
+}
+
+/// The `master_replid` field of an `INFO replication` reply.
+fn replication_history(info: &str) -> Option<&str> {
+    info.lines().find_map(|line| line.trim().strip_prefix("master_replid:"))
+}
 
 /// The status cache key of a task.
 pub fn status_key(task_id: &str) -> String {
@@ -81,7 +108,7 @@ impl CachedStatus {
     }
 }
 
-/// The fred configuration for `url`, TLS set up by us for `rediss://`
+/// The fred configuration for `url` (any form of [`redis_url`]), TLS set up by us for `rediss://`
 /// (and `valkeys://`, `-cluster`, `-sentinel` forms): rustls trusting
 /// `roots` ([`tls::Roots`]: `REDIS_CA_CERT`, else the system store),
 /// verifying the server's certificate and name.
@@ -93,6 +120,7 @@ impl CachedStatus {
 /// as well: it means TLS was wanted.
 pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
     let shown = redact_url(url);
+    let url = &redis_url::to_fred_form(url, &shown)?;
     let scheme = url.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
     // rediss -> redis, valkeys-cluster -> valkey-cluster, ...
     let plain_scheme = ["rediss", "valkeys"].iter().find_map(|tls_scheme| {
@@ -120,7 +148,9 @@ pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
     Ok(config)
 }
 
-/// Builds and connects a fred client that reconnects with backoff forever.
+/// Builds and connects a fred client that reconnects with backoff forever
+/// (100 ms doubling to 2 s: a Sentinel failover is followed within 2 s of
+/// the promotion).
 /// A bad URL or TLS set-up is [`BadInput`] (see [`redis_config`]); an
 /// unreachable server is reported once the first command fails.
 async fn connect_client(url: &str) -> anyhow::Result<Client> {
@@ -131,7 +161,7 @@ async fn connect_client(url: &str) -> anyhow::Result<Client> {
             c.internal_command_timeout = Duration::from_secs(10);
             c.max_command_attempts = 10;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
         .build()
         .context("building the Redis client")?;
     client.init().await.map_err(|e| {
@@ -196,24 +226,29 @@ impl Queue {
         Ok(())
     }
 
-    /// Lengths of (`queue:high_priority`, `queue:video_processing`) and
-    /// whether `queue:epoch` exists, in one round trip.
-    pub async fn lengths_and_epoch(&self) -> anyhow::Result<(u64, u64, bool)> {
+    /// The list lengths and whether Redis still holds every push since the
+    /// queues were last built, in one round trip (see [`QueueState`]).
+    pub async fn state(&self) -> anyhow::Result<QueueState> {
         let pipeline = self.client.pipeline();
         let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
         let _: () = pipeline.llen(VIDEO_PROCESSING_QUEUE).await?;
-        let _: () = pipeline.exists(EPOCH_KEY).await?;
-        let (high, normal, epoch): (u64, u64, u64) =
+        let _: () = pipeline.get(EPOCH_KEY).await?;
+        let _: () = pipeline.info(Some(fred::types::InfoKind::Replication)).await?;
+        let (high, normal, epoch, info): (u64, u64, Option<String>, String) =
             pipeline.all().await.context("reading queue lengths")?;
-        Ok((high, normal, epoch > 0))
+        let history = replication_history(&info)
+            .context("INFO replication has no master_replid")?
+            .to_string();
+        let intact = epoch.as_deref() == Some(history.as_str());
+        Ok(QueueState { high, normal, history, intact })
     }
 
-    /// Marks the queues as built by this Redis instance (see [`EPOCH_KEY`]).
-    pub async fn set_epoch(&self) -> anyhow::Result<()> {
-        let stamp = chrono::Utc::now().to_rfc3339();
+    /// Marks the queues as built on the server's replication `history`
+    /// ([`QueueState::history`]; see [`EPOCH_KEY`]).
+    pub async fn set_epoch(&self, history: &str) -> anyhow::Result<()> {
         let _: () = self
             .client
-            .set(EPOCH_KEY, stamp, None, None, false)
+            .set(EPOCH_KEY, history, None, None, false)
             .await
             .context("setting queue:epoch")?;
         Ok(())
@@ -383,6 +418,39 @@ mod tests {
         let err = redis_config("rediss://:secret@127.0.0.1:6380/0", &roots).unwrap_err();
         assert!(err.0.contains("cannot read REDIS_CA_CERT file /nonexistent/ca.pem"), "{err}");
         assert!(!err.0.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_name_their_nodes() {
+        let plain = tls::Roots::new(tls::REDIS_CA_CERT, None);
+        let config =
+            redis_config("redis-sentinel://:pw@127.0.0.1:1,127.0.0.1:2/vc/3", &plain).unwrap();
+        assert_eq!(config.database, Some(3));
+        assert_eq!(config.password.as_deref(), Some("pw"));
+        match config.server {
+            ServerConfig::Sentinel { hosts, service_name, password, .. } => {
+                assert_eq!(service_name, "vc");
+                let mut ports: Vec<u16> = hosts.iter().map(|h| h.port).collect();
+                ports.sort();
+                assert_eq!(ports, [1, 2]);
+                assert_eq!(password, None, "sentinels have no password unless given");
+            }
+            other => panic!("{other:?}"),
+        }
+        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
+        let config =
+            redis_config("rediss-cluster://127.0.0.1:7000,127.0.0.1:7001", &roots).unwrap();
+        assert!(config.tls.is_some());
+        assert!(
+            matches!(config.server, ServerConfig::Clustered { ref hosts, .. } if hosts.len() == 2)
+        );
+    }
+
+    #[test]
+    fn the_replication_history_is_read_from_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:8f1e2d\r\nmaster_replid2:0000\r\n";
+        assert_eq!(replication_history(info), Some("8f1e2d"));
+        assert_eq!(replication_history("role:master\r\n"), None);
     }
 
     #[test]

@@ -43,9 +43,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     };
     let database = tokio::time::timeout(std::time::Duration::from_secs(3), database).await;
     let database_ok = matches!(database, Ok(Ok(_)));
-    let redis =
-        tokio::time::timeout(std::time::Duration::from_secs(3), state.queue.lengths_and_epoch())
-            .await;
+    let redis = tokio::time::timeout(std::time::Duration::from_secs(3), state.queue.state()).await;
     let redis_ok = matches!(redis, Ok(Ok(_)));
     let body = json!({
         "status": if database_ok && redis_ok { "ready" } else { "not ready" },

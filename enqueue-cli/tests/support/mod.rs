@@ -14,6 +14,7 @@
 pub mod api;
 pub mod browser;
 pub mod moto;
+pub mod sentinel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -71,6 +72,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Where a test's Redis comes from.
+enum RedisSetup {
+    /// A `redis-server` of the test's own on this port.
+    Own(u16),
+    /// A deployment the test runs itself: its `REDIS_URL` and a server port.
+    External(String, u16),
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// One test's database, Redis and storage directory.
@@ -95,6 +104,18 @@ impl TestEnv {
     /// Like [`TestEnv::new`], on the MariaDB server at `server`
     /// (`mysql://user@host:port`).
     pub fn on_server(server: &str) -> TestEnv {
+        let redis_port = free_port();
+        TestEnv::build(server, RedisSetup::Own(redis_port))
+    }
+
+    /// Like [`TestEnv::new`], with Redis at `redis_url`, run by the test
+    /// (a Sentinel or Cluster deployment); `cli_port` is the server
+    /// [`TestEnv::redis`] talks to.
+    pub fn with_redis(redis_url: &str, cli_port: u16) -> TestEnv {
+        TestEnv::build(&server_url(), RedisSetup::External(redis_url.to_string(), cli_port))
+    }
+
+    fn build(server: &str, redis_setup: RedisSetup) -> TestEnv {
         let server = server.to_string();
         let (host, port) = host_port(&server);
         let database = format!(
@@ -109,16 +130,20 @@ impl TestEnv {
         );
         let dir = project_root().join(".local/tests").join(&database);
         std::fs::create_dir_all(&dir).unwrap();
-        let redis_port = free_port();
-        let redis = start_redis(redis_port, &dir);
+        let (redis_url, redis_port, redis) = match redis_setup {
+            RedisSetup::Own(port) => {
+                (format!("redis://127.0.0.1:{port}/0"), port, Some(start_redis(port, &dir)))
+            }
+            RedisSetup::External(url, port) => (url, port, None),
+        };
         let mut env = TestEnv {
             database_url: format!("{server}/{database}"),
             database,
-            redis_url: format!("redis://127.0.0.1:{redis_port}/0"),
+            redis_url,
             redis_port,
             storage: dir.join("storage"),
             dir,
-            redis: Some(redis),
+            redis,
             host,
             port,
         };
