@@ -8,6 +8,9 @@
 #                                a replica and three sentinels (scripts/lib/
 #                                redis-sentinel.sh); .env gets its
 #                                redis-sentinel:// URL
+#   scripts/services.sh up --redis cluster
+#                                the same with a Redis Cluster of three masters
+#                                (scripts/lib/redis-cluster.sh)
 #   scripts/services.sh install  only install what is missing (as root or with
 #                                passwordless sudo; otherwise print the command
 #                                and exit 1)
@@ -36,6 +39,8 @@ log() { echo "services: $*" >&2; }
 . "$root/scripts/lib/packages.sh"
 # start_redis_sentinel, sentinel_url, stop_redis_sentinel, sentinel_status.
 . "$root/scripts/lib/redis-sentinel.sh"
+# start_redis_cluster, cluster_url, stop_redis_cluster, cluster_status.
+. "$root/scripts/lib/redis-cluster.sh"
 
 # Install the missing packages of PACKAGES with apt-get, as root or through
 # passwordless sudo; otherwise print the one command that would, and fail.
@@ -139,9 +144,10 @@ stop_all() {
     log "Redis stopped"
   fi
   stop_redis_sentinel
+  stop_redis_cluster
 }
 
-# `up [--redis single|sentinel]`.
+# `up [--redis single|sentinel|cluster]`.
 up() {
   local redis=single
   while [ $# -gt 0 ]; do
@@ -155,7 +161,8 @@ up() {
   case "$redis" in
     single) start_redis; write_env "redis://127.0.0.1:$(cat "$redis_dir/port")/0" ;;
     sentinel) start_redis_sentinel; write_env "$(sentinel_url)" ;;
-    *) echo "--redis is single or sentinel, not '$redis'" >&2; exit 2 ;;
+    cluster) start_redis_cluster; write_env "$(cluster_url)" ;;
+    *) echo "--redis is single, sentinel or cluster, not '$redis'" >&2; exit 2 ;;
   esac
 }
 
@@ -167,6 +174,7 @@ case "${1:-up}" in
   status)
     db_running && echo "mariadb: running on $(cat "$db_dir/port")" || echo "mariadb: stopped"
     redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped"
-    sentinel_status ;;
-  *) echo "usage: $0 up [--redis single|sentinel]|install|missing|down|status" >&2; exit 2 ;;
+    sentinel_status
+    cluster_status ;;
+  *) echo "usage: $0 up [--redis single|sentinel|cluster]|install|missing|down|status" >&2; exit 2 ;;
 esac

@@ -76,3 +76,28 @@ fn a_master_killed_mid_run_loses_no_task_and_repeats_none() {
     drop(env);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn flushall_on_the_master_behind_sentinel_loses_no_task() {
+    let dir =
+        support::project_root().join(format!(".local/tests/sentinel-flush-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis = SentinelRedis::start(&dir);
+    let env = TestEnv::with_redis(&redis.url(), redis.master_port);
+    env.noop(400, &["--sleep-ms", "20"]);
+    let mut scheduler =
+        env.spawn("scheduler", &["--exit-when-idle", "--min-queued", "100"], "scheduler");
+    let mut worker = env.spawn("worker", &["--exit-when-idle", "--concurrency", "4"], "worker");
+    env.wait_until(Duration::from_secs(60), "some progress", || {
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2") >= 100
+    });
+    assert_eq!(env.redis(&["FLUSHALL"]).trim(), "OK");
+    assert!(env.wait_exit(&mut scheduler, Duration::from_secs(120), "scheduler").success());
+    assert!(env.wait_exit(&mut worker, Duration::from_secs(120), "worker").success());
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_tasks WHERE status = 2"), 400);
+    assert_eq!(env.count("SELECT COUNT(DISTINCT task_id) FROM processing_results"), 400);
+    assert_eq!(env.count("SELECT COUNT(*) FROM processing_results"), 400);
+    drop(env);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cluster;
 pub mod moto;
 pub mod sentinel;
 

@@ -205,7 +205,13 @@ impl Cache {
             return Ok(());
         }
         let shown = keys.join(" ");
-        bounded(DELETE_TIMEOUT, client.del::<i64, _>(keys))
+        // One DEL per key, pipelined: on Redis Cluster the keys live in
+        // different slots, and a DEL of several would be refused (CROSSSLOT).
+        let pipeline = client.pipeline();
+        for key in keys {
+            let _: () = pipeline.del(key).await.map_err(anyhow::Error::msg)?;
+        }
+        bounded(DELETE_TIMEOUT, async { pipeline.all::<fred::types::Value>().await })
             .await
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("deleting {shown} from Redis"))?;

@@ -8,7 +8,8 @@
 //! is what makes pushing twice, re-pushing after a crash and rebuilding
 //! after a Redis flush safe.
 //!
-//! Keys (docs/CONTRACT.md, plus `queue:epoch`):
+//! Keys (docs/CONTRACT.md, plus `queue:epoch`; on Redis Cluster the lists
+//! and the epoch carry a hash tag, see [`keys`]):
 //! - `queue:high_priority`, `queue:video_processing`: lists, pushed at the
 //!   tail (RPUSH), popped at the head (BLMPOP ... LEFT): FIFO, and
 //!   BLMPOP takes from the first list before the second: strict priority.
@@ -22,31 +23,22 @@
 //!   the old master's last pushes. Either way the scheduler pushes every
 //!   pending task again.
 
-use crate::config::redact_url;
+mod connect;
+mod keys;
+
+pub use connect::redis_config;
+pub use keys::*;
+
 use crate::models::TaskStatus;
 use crate::redis_url;
-use crate::tls;
-use crate::BadInput;
 use anyhow::Context;
+use connect::connect_client;
 use fred::prelude::*;
-use fred::types::config::TlsConnector;
+use fred::types::config::Options;
 use fred::types::lists::LMoveDirection;
+use fred::types::ClusterHash;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-/// List of tasks with priority up to the high-priority threshold.
-pub const HIGH_PRIORITY_QUEUE: &str = "queue:high_priority";
-/// List of every other task.
-pub const VIDEO_PROCESSING_QUEUE: &str = "queue:video_processing";
-/// Present while Redis holds the queues the scheduler built.
-pub const EPOCH_KEY: &str = "queue:epoch";
-/// Sorted set of live workers: member = worker id, score = Unix time of its
-/// last heartbeat.
-pub const WORKERS_KEY: &str = "workers:alive";
-/// A worker whose heartbeat is older than this counts as gone.
-pub const WORKER_ALIVE_SECONDS: i64 = 10;
-/// Lifetime of a `task:status:*` key.
-pub const STATUS_TTL_SECONDS: i64 = 3600;
 
 /// What [`Queue::state`] reads at the start of each scheduler tick.
 #[derive(Debug, Clone)]
@@ -69,20 +61,6 @@ pub struct QueueState {
 /// The `master_replid` field of an `INFO replication` reply.
 fn replication_history(info: &str) -> Option<&str> {
     info.lines().find_map(|line| line.trim().strip_prefix("master_replid:"))
-}
-
-/// The status cache key of a task.
-pub fn status_key(task_id: &str) -> String {
-    format!("task:status:{task_id}")
-}
-
-/// The list a task of this priority goes to.
-pub fn queue_for_priority(priority: i8, high_priority_threshold: i8) -> &'static str {
-    if priority <= high_priority_threshold {
-        HIGH_PRIORITY_QUEUE
-    } else {
-        VIDEO_PROCESSING_QUEUE
-    }
 }
 
 /// The JSON stored at `task:status:{task_id}`.
@@ -108,86 +86,23 @@ impl CachedStatus {
     }
 }
 
-/// The fred configuration for `url` (any form of [`redis_url`]), TLS set up by us for `rediss://`
-/// (and `valkeys://`, `-cluster`, `-sentinel` forms): rustls trusting
-/// `roots` ([`tls::Roots`]: `REDIS_CA_CERT`, else the system store),
-/// verifying the server's certificate and name.
-///
-/// The URL is parsed by fred with its scheme made plaintext so fred never
-/// builds a default connector of its own; the TLS connector is always ours,
-/// and if it cannot be built the URL is refused ([`BadInput`]), never used
-/// without TLS. A CA file given for a plaintext `redis://` URL is refused
-/// as well: it means TLS was wanted.
-pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
-    let shown = redact_url(url);
-    let url = &redis_url::to_fred_form(url, &shown)?;
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme).unwrap_or_default();
-    // rediss -> redis, valkeys-cluster -> valkey-cluster, ...
-    let plain_scheme = ["rediss", "valkeys"].iter().find_map(|tls_scheme| {
-        let rest = scheme.to_ascii_lowercase().strip_prefix(tls_scheme)?.to_string();
-        Some(format!("{}{rest}", &tls_scheme[..tls_scheme.len() - 1]))
-    });
-    let Some(plain_scheme) = plain_scheme else {
-        if let Some(file) = roots.file() {
-            return Err(BadInput::new(format!(
-                "{} is set ({}) but REDIS_URL {shown} is not rediss://: refusing to connect without TLS",
-                roots.var(),
-                file.display()
-            )));
-        }
-        return Config::from_url(url)
-            .map_err(|e| BadInput::new(format!("invalid REDIS_URL {shown}: {e}")));
-    };
-    let client_config = roots
-        .client_config()
-        .map_err(|e| BadInput::new(format!("cannot set up TLS for REDIS_URL {shown}: {e}")))?;
-    let plain_url = format!("{plain_scheme}{}", &url[scheme.len()..]);
-    let mut config = Config::from_url(&plain_url)
-        .map_err(|e| BadInput::new(format!("invalid REDIS_URL {shown}: {e}")))?;
-    config.tls = Some(TlsConnector::from(client_config).into());
-    Ok(config)
-}
-
-/// Builds and connects a fred client that reconnects with backoff forever
-/// (100 ms doubling to 2 s: a Sentinel failover is followed within 2 s of
-/// the promotion).
-/// A bad URL or TLS set-up is [`BadInput`] (see [`redis_config`]); an
-/// unreachable server is reported once the first command fails.
-async fn connect_client(url: &str) -> anyhow::Result<Client> {
-    let config = redis_config(url, &tls::Roots::from_env(tls::REDIS_CA_CERT))?;
-    let client = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
-            c.internal_command_timeout = Duration::from_secs(10);
-            c.max_command_attempts = 10;
-        })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build()
-        .context("building the Redis client")?;
-    client.init().await.map_err(|e| {
-        BadInput::new(format!(
-            "cannot connect to Redis at {}: {}",
-            redact_url(url),
-            one_line(&e.to_string())
-        ))
-    })?;
-    Ok(client)
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// Shared, multiplexed Redis access for pushes, lengths and status keys.
 #[derive(Clone)]
 pub struct Queue {
     client: Client,
+    keys: QueueKeys,
 }
 
 impl Queue {
     /// Connects to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Queue { client: connect_client(url).await? })
+        let keys = QueueKeys::for_topology(redis_url::topology(url));
+        Ok(Queue { client: connect_client(url).await?, keys })
+    }
+
+    /// The Redis names of the lists and the epoch marker here.
+    pub fn keys(&self) -> QueueKeys {
+        self.keys
     }
 
     /// Appends task ids to the tail of their lists (or, with `to_front`, to
@@ -202,7 +117,8 @@ impl Queue {
         let mut normal = Vec::new();
         for &(task_id, priority) in tasks {
             if to_front
-                || queue_for_priority(priority, high_priority_threshold) == HIGH_PRIORITY_QUEUE
+                || self.keys.for_priority(priority, high_priority_threshold)
+                    == self.keys.high_priority
             {
                 high.push(task_id.to_string());
             } else {
@@ -214,28 +130,38 @@ impl Queue {
             if to_front {
                 // LPUSH reverses its arguments; reverse first so the oldest is popped first.
                 high.reverse();
-                let _: () = pipeline.lpush(HIGH_PRIORITY_QUEUE, high).await?;
+                let _: () = pipeline.lpush(self.keys.high_priority, high).await?;
             } else {
-                let _: () = pipeline.rpush(HIGH_PRIORITY_QUEUE, high).await?;
+                let _: () = pipeline.rpush(self.keys.high_priority, high).await?;
             }
         }
         if !normal.is_empty() {
-            let _: () = pipeline.rpush(VIDEO_PROCESSING_QUEUE, normal).await?;
+            let _: () = pipeline.rpush(self.keys.video_processing, normal).await?;
         }
         let _: Vec<Value> = pipeline.all().await.context("pushing task ids to Redis")?;
         Ok(())
     }
 
     /// The list lengths and whether Redis still holds every push since the
-    /// queues were last built, in one round trip (see [`QueueState`]).
+    /// queues were last built, in two round trips (see [`QueueState`]).
     pub async fn state(&self) -> anyhow::Result<QueueState> {
         let pipeline = self.client.pipeline();
-        let _: () = pipeline.llen(HIGH_PRIORITY_QUEUE).await?;
-        let _: () = pipeline.llen(VIDEO_PROCESSING_QUEUE).await?;
-        let _: () = pipeline.get(EPOCH_KEY).await?;
-        let _: () = pipeline.info(Some(fred::types::InfoKind::Replication)).await?;
-        let (high, normal, epoch, info): (u64, u64, Option<String>, String) =
+        let _: () = pipeline.llen(self.keys.high_priority).await?;
+        let _: () = pipeline.llen(self.keys.video_processing).await?;
+        let _: () = pipeline.get(self.keys.epoch).await?;
+        let (high, normal, epoch): (u64, u64, Option<String>) =
             pipeline.all().await.context("reading queue lengths")?;
+        // Keyless: sent to the master holding the queue keys (cluster mode).
+        let on_queue_master = Options {
+            cluster_hash: Some(ClusterHash::Custom(self.keys.slot())),
+            ..Default::default()
+        };
+        let info: String = self
+            .client
+            .with_options(&on_queue_master)
+            .info(Some(fred::types::InfoKind::Replication))
+            .await
+            .context("reading INFO replication")?;
         let history = replication_history(&info)
             .context("INFO replication has no master_replid")?
             .to_string();
@@ -248,7 +174,7 @@ impl Queue {
     pub async fn set_epoch(&self, history: &str) -> anyhow::Result<()> {
         let _: () = self
             .client
-            .set(EPOCH_KEY, history, None, None, false)
+            .set(self.keys.epoch, history, None, None, false)
             .await
             .context("setting queue:epoch")?;
         Ok(())
@@ -309,34 +235,30 @@ impl Queue {
     }
 
     /// The cached status of each of `task_ids`, in order (`None` where the
-    /// key is missing or does not parse), read with one pipelined MGET per
-    /// 1000 keys: what progress followers (`enqueue watch`, the API's event
-    /// streams) read every tick.
+    /// key is missing or does not parse), read with pipelined GETs, 1000
+    /// per round trip: what progress followers (`enqueue watch`, the API's
+    /// event streams) read every tick. One key per command, not MGET: on
+    /// Redis Cluster the keys live in different slots.
     pub async fn get_statuses(
         &self,
         task_ids: &[String],
     ) -> anyhow::Result<Vec<Option<CachedStatus>>> {
-        let keys: Vec<String> = task_ids.iter().map(|id| status_key(id)).collect();
-        let pipeline = self.client.pipeline();
-        for chunk in keys.chunks(1000) {
-            let _: () = pipeline.mget(chunk.to_vec()).await?;
-        }
-        let mut values: Vec<Option<String>> = Vec::with_capacity(keys.len());
-        for reply in pipeline.try_all::<Value>().await {
-            match reply.context("reading task:status")? {
-                Value::Array(items) => {
-                    for item in items {
-                        values.push(item.convert()?);
-                    }
-                }
-                single => values.push(single.convert()?),
+        let mut values: Vec<Option<String>> = Vec::with_capacity(task_ids.len());
+        for chunk in task_ids.chunks(1000) {
+            let pipeline = self.client.pipeline();
+            for id in chunk {
+                let _: () = pipeline.get(status_key(id)).await?;
+            }
+            // try_all: one reply per command, also for a chunk of one.
+            for reply in pipeline.try_all::<Option<String>>().await {
+                values.push(reply.context("reading task:status")?);
             }
         }
         anyhow::ensure!(
-            values.len() == keys.len(),
-            "MGET returned {} values for {} keys",
+            values.len() == task_ids.len(),
+            "read {} values for {} keys",
             values.len(),
-            keys.len()
+            task_ids.len()
         );
         Ok(values
             .into_iter()
@@ -354,12 +276,14 @@ impl Queue {
 /// would stall every other command on a shared connection).
 pub struct Popper {
     client: Client,
+    keys: QueueKeys,
 }
 
 impl Popper {
     /// Connects a client of its own to Redis at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Ok(Popper { client: connect_client(url).await? })
+        let keys = QueueKeys::for_topology(redis_url::topology(url));
+        Ok(Popper { client: connect_client(url).await?, keys })
     }
 
     /// Pops up to `max` task ids, from `queue:high_priority` if it has any,
@@ -370,7 +294,7 @@ impl Popper {
             .client
             .blmpop(
                 timeout.as_secs_f64(),
-                vec![HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE],
+                vec![self.keys.high_priority, self.keys.video_processing],
                 LMoveDirection::Left,
                 Some(max as i64),
             )
@@ -395,68 +319,11 @@ impl Popper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn ca() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/ca.pem")
-    }
-
-    #[test]
-    fn rediss_gets_our_tls_and_redis_none() {
-        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
-        let config = redis_config("rediss://:pw@127.0.0.1:6380/2", &roots).unwrap();
-        assert!(config.tls.is_some());
-        assert_eq!(config.database, Some(2));
-        assert_eq!(config.password.as_deref(), Some("pw"));
-        let plain = tls::Roots::new(tls::REDIS_CA_CERT, None);
-        assert!(redis_config("redis://127.0.0.1:6379/0", &plain).unwrap().tls.is_none());
-    }
-
-    #[test]
-    fn rediss_without_usable_roots_is_refused() {
-        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(PathBuf::from("/nonexistent/ca.pem")));
-        let err = redis_config("rediss://:secret@127.0.0.1:6380/0", &roots).unwrap_err();
-        assert!(err.0.contains("cannot read REDIS_CA_CERT file /nonexistent/ca.pem"), "{err}");
-        assert!(!err.0.contains("secret"), "{err}");
-    }
-
-    #[test]
-    fn sentinel_and_cluster_urls_name_their_nodes() {
-        let plain = tls::Roots::new(tls::REDIS_CA_CERT, None);
-        let config =
-            redis_config("redis-sentinel://:pw@127.0.0.1:1,127.0.0.1:2/vc/3", &plain).unwrap();
-        assert_eq!(config.database, Some(3));
-        assert_eq!(config.password.as_deref(), Some("pw"));
-        match config.server {
-            ServerConfig::Sentinel { hosts, service_name, password, .. } => {
-                assert_eq!(service_name, "vc");
-                let mut ports: Vec<u16> = hosts.iter().map(|h| h.port).collect();
-                ports.sort();
-                assert_eq!(ports, [1, 2]);
-                assert_eq!(password, None, "sentinels have no password unless given");
-            }
-            other => panic!("{other:?}"),
-        }
-        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
-        let config =
-            redis_config("rediss-cluster://127.0.0.1:7000,127.0.0.1:7001", &roots).unwrap();
-        assert!(config.tls.is_some());
-        assert!(
-            matches!(config.server, ServerConfig::Clustered { ref hosts, .. } if hosts.len() == 2)
-        );
-    }
 
     #[test]
     fn the_replication_history_is_read_from_info() {
         let info = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:8f1e2d\r\nmaster_replid2:0000\r\n";
         assert_eq!(replication_history(info), Some("8f1e2d"));
         assert_eq!(replication_history("role:master\r\n"), None);
-    }
-
-    #[test]
-    fn a_ca_file_with_plain_redis_is_refused() {
-        let roots = tls::Roots::new(tls::REDIS_CA_CERT, Some(ca()));
-        let err = redis_config("redis://127.0.0.1:6379/0", &roots).unwrap_err();
-        assert!(err.0.contains("not rediss://"), "{err}");
     }
 }
