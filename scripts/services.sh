@@ -11,6 +11,10 @@
 #   scripts/services.sh up --redis cluster
 #                                the same with a Redis Cluster of three masters
 #                                (scripts/lib/redis-cluster.sh)
+#   scripts/services.sh up --db replica
+#                                MariaDB with a replica (binlog, GTID;
+#                                scripts/lib/mariadb-replica.sh); .env gets
+#                                DATABASE_REPLICA_URL (both options combine)
 #   scripts/services.sh install  only install what is missing (as root or with
 #                                passwordless sudo; otherwise print the command
 #                                and exit 1)
@@ -41,6 +45,8 @@ log() { echo "services: $*" >&2; }
 . "$root/scripts/lib/redis-sentinel.sh"
 # start_redis_cluster, cluster_url, stop_redis_cluster, cluster_status.
 . "$root/scripts/lib/redis-cluster.sh"
+# start_mariadb_replica, replica_url, stop_mariadb_replica, replica_status.
+. "$root/scripts/lib/mariadb-replica.sh"
 
 # Install the missing packages of PACKAGES with apt-get, as root or through
 # passwordless sudo; otherwise print the one command that would, and fail.
@@ -78,9 +84,18 @@ mariadbd_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
 db_running() { [ -f "$db_dir/pid" ] && kill -0 "$(cat "$db_dir/pid")" 2>/dev/null; }
 redis_running() { [ -f "$redis_dir/pid" ] && kill -0 "$(cat "$redis_dir/pid")" 2>/dev/null; }
 
+# Starts the MariaDB server; with $1 = binlog, with the binary log on (what a
+# replica reads), restarting a running server that has it off.
 start_mariadb() {
+  local binlog=(--skip-log-bin)
+  [ "${1:-}" = binlog ] && binlog=(--log-bin=primary-bin --server-id=1 --binlog-format=ROW)
   mkdir -p "$db_dir"
-  if db_running; then return 0; fi
+  if db_running; then
+    [ "${1:-}" != binlog ] && return 0
+    [ "$(mariadb --no-defaults --socket="$db_dir/sock" -uroot -N -e 'SELECT @@log_bin')" = 1 ] && return 0
+    log "restarting MariaDB with the binary log on (for the replica)"
+    mariadb-admin --no-defaults --socket="$db_dir/sock" -uroot shutdown
+  fi
   if [ ! -d "$db_dir/data/mysql" ]; then
     log "initialising MariaDB in $db_dir/data"
     mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$db_dir/data" \
@@ -91,7 +106,7 @@ start_mariadb() {
   echo "$port" >"$db_dir/port"
   "$(mariadbd_bin)" --no-defaults --user="$(id -un)" --datadir="$db_dir/data" \
     --socket="$db_dir/sock" --port="$port" --bind-address=127.0.0.1 \
-    --pid-file="$db_dir/pid" --log-error="$db_dir/err.log" --skip-log-bin \
+    --pid-file="$db_dir/pid" --log-error="$db_dir/err.log" "${binlog[@]}" \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
     --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
     --max-connections=500 >/dev/null 2>&1 &
@@ -121,13 +136,14 @@ start_redis() {
   log "Redis on 127.0.0.1:$port"
 }
 
-# Writes .env; $1 is the REDIS_URL.
+# Writes .env; $1 is the REDIS_URL, $2 the DATABASE_REPLICA_URL (or empty).
 write_env() {
   mkdir -p "$storage_dir"
   cat >"$root/.env" <<ENV
 # Written by scripts/services.sh: throwaway servers under .local/services.
 DATABASE_URL=mysql://root@127.0.0.1:$(cat "$db_dir/port")/videoclip
-REDIS_URL=$1
+${2:+DATABASE_REPLICA_URL=$2
+}REDIS_URL=$1
 STORAGE_URL=file://$storage_dir
 ENV
   log "wrote $root/.env"
@@ -145,25 +161,36 @@ stop_all() {
   fi
   stop_redis_sentinel
   stop_redis_cluster
+  stop_mariadb_replica
 }
 
-# `up [--redis single|sentinel|cluster]`.
+# `up [--redis single|sentinel|cluster] [--db single|replica]`.
 up() {
-  local redis=single
+  local redis=single db=single replica_url="" redis_url
   while [ $# -gt 0 ]; do
     case "$1" in
       --redis) redis="${2:-}"; shift 2 || { echo "--redis needs a value" >&2; exit 2; } ;;
+      --db) db="${2:-}"; shift 2 || { echo "--db needs a value" >&2; exit 2; } ;;
       *) echo "unknown option for up: $1" >&2; exit 2 ;;
     esac
   done
-  install_packages
-  start_mariadb
-  case "$redis" in
-    single) start_redis; write_env "redis://127.0.0.1:$(cat "$redis_dir/port")/0" ;;
-    sentinel) start_redis_sentinel; write_env "$(sentinel_url)" ;;
-    cluster) start_redis_cluster; write_env "$(cluster_url)" ;;
-    *) echo "--redis is single, sentinel or cluster, not '$redis'" >&2; exit 2 ;;
+  case "$redis" in single | sentinel | cluster) ;; *)
+    echo "--redis is single, sentinel or cluster, not '$redis'" >&2; exit 2 ;;
   esac
+  case "$db" in single | replica) ;; *)
+    echo "--db is single or replica, not '$db'" >&2; exit 2 ;;
+  esac
+  install_packages
+  case "$db" in
+    single) start_mariadb ;;
+    replica) start_mariadb binlog; start_mariadb_replica; replica_url=$(replica_url) ;;
+  esac
+  case "$redis" in
+    single) start_redis; redis_url="redis://127.0.0.1:$(cat "$redis_dir/port")/0" ;;
+    sentinel) start_redis_sentinel; redis_url=$(sentinel_url) ;;
+    cluster) start_redis_cluster; redis_url=$(cluster_url) ;;
+  esac
+  write_env "$redis_url" "$replica_url"
 }
 
 case "${1:-up}" in
@@ -175,6 +202,7 @@ case "${1:-up}" in
     db_running && echo "mariadb: running on $(cat "$db_dir/port")" || echo "mariadb: stopped"
     redis_running && echo "redis: running on $(cat "$redis_dir/port")" || echo "redis: stopped"
     sentinel_status
-    cluster_status ;;
-  *) echo "usage: $0 up [--redis single|sentinel|cluster]|install|missing|down|status" >&2; exit 2 ;;
+    cluster_status
+    replica_status ;;
+  *) echo "usage: $0 up [--redis single|sentinel|cluster] [--db single|replica]|install|missing|down|status" >&2; exit 2 ;;
 esac

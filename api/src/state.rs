@@ -44,6 +44,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub pool: Pool,
+    /// Display reads: the replica if `DATABASE_REPLICA_URL` is set.
+    pub reads: shared::replica::ReadPool,
     pub queue: Queue,
     pub storage: Storage,
     pub links: LinkSettings,
@@ -72,6 +74,7 @@ impl AppState {
             shared::db::connect(settings.require_database_url()?, options.db_connections).await?;
         // One query now: a wrong URL or password fails the start, not a request.
         shared::db::conn(&pool).await?;
+        let reads = settings.read_pool(pool.clone(), options.db_connections)?;
         let queue = Queue::connect(&settings.redis_url).await?;
         let storage = Storage::from_url(&settings.storage_url)?;
         let links = LinkSettings::from_env()?;
@@ -87,6 +90,7 @@ impl AppState {
         let secure_cookies = links.base_url.starts_with("https://");
         Ok(AppState(Arc::new(Inner {
             pool,
+            reads,
             queue,
             storage,
             links,
@@ -101,6 +105,12 @@ impl AppState {
     /// Lets live streams end when `shutdown` triggers.
     pub fn stop_streams_on(&self, shutdown: Shutdown) {
         let _ = self.stopping.set(shutdown);
+    }
+
+    /// A connection for display reads (listings, segments, counts): the
+    /// replica's if one is configured and up, else the primary's.
+    pub async fn reader(&self) -> anyhow::Result<shared::replica::ReadConnection<'_>> {
+        self.reads.reader().await
     }
 
     /// A pooled database connection.

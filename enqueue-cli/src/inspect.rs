@@ -139,9 +139,9 @@ pub async fn status(
 /// `enqueue queues`: list depths from Redis and task counts from the database.
 pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    let reads = settings.read_pool(pool, 1)?;
     let queue = Queue::connect(&settings.redis_url).await?;
-    let mut conn = shared::db::conn(&pool).await?;
-    let fleet = shared::overview::FleetOverview::read(&mut conn, &queue).await?;
+    let fleet = shared::overview::FleetOverview::read(&reads, &queue).await?;
     out.emit(&fleet.to_json(), || {
         let mut table = comfy_table::Table::new();
         table.add_row([HIGH_PRIORITY_QUEUE.to_string(), fleet.high_priority.to_string()]);
@@ -151,6 +151,17 @@ pub async fn queues(settings: &Settings, out: &Output) -> anyhow::Result<ExitCod
         }
         let wait = fleet.oldest_wait_seconds.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
         table.add_row(["oldest waiting task".to_string(), wait]);
+        let replica = match &fleet.replica {
+            None => None,
+            Some(Ok(lag)) if lag.running => {
+                Some(lag.seconds.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into()))
+            }
+            Some(Ok(_)) => Some("replication stopped".to_string()),
+            Some(Err(reason)) => Some(format!("unreachable: {reason}")),
+        };
+        if let Some(replica) = replica {
+            table.add_row(["replica lag".to_string(), replica]);
+        }
         table.add_row(["workers alive".to_string(), fleet.workers_alive.len().to_string()]);
         for worker in &fleet.workers_alive {
             table.add_row([format!("  {worker}"), format!("{} running", fleet.running_on(worker))]);
@@ -259,8 +270,8 @@ pub async fn segments(
 ) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
     load(&pool, std::slice::from_ref(&args.task_id)).await?;
-    let rows =
-        shared::tasks::find_segments(&mut shared::db::conn(&pool).await?, &args.task_id).await?;
+    let reads = settings.read_pool(pool, 1)?;
+    let rows = shared::tasks::find_segments(&mut reads.reader().await?, &args.task_id).await?;
     let number = |d: &bigdecimal::BigDecimal| d.to_string().parse::<f64>().unwrap_or(0.0);
     let mut table = crate::table::with_header(&["TYPE", "START", "END", "CONF", "TITLE", "CLIP"]);
     for row in &rows {

@@ -59,11 +59,16 @@ fn clip(text: &str, max: usize) -> String {
 /// next page (`null`/absent when this was the last one).
 pub async fn tasks(settings: &Settings, out: &Output, args: TasksArgs) -> anyhow::Result<ExitCode> {
     let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
-    let mut conn = shared::db::conn(&pool).await?;
     let user_id = match &args.user {
-        Some(name) => Some(shared::users::require_user(&mut conn, name).await?.id),
+        Some(name) => {
+            let mut conn = shared::db::conn(&pool).await?;
+            Some(shared::users::require_user(&mut conn, name).await?.id)
+        }
         None => None,
     };
+    // A display read: the replica's, if one is configured.
+    let reads = settings.read_pool(pool, 1)?;
+    let mut conn = reads.reader().await?;
     let filter = TaskFilter {
         statuses: args.status.clone(),
         user_id,

@@ -89,5 +89,6 @@ async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         tick: Duration::from_millis(cli.tick_ms),
         exit_when_idle: cli.exit_when_idle,
     };
-    tick::run(pool, queue, options, shutdown).await
+    let reads = cli.settings.read_pool(pool.clone(), 1)?;
+    tick::run(pool, reads, queue, options, shutdown).await
 }

@@ -23,6 +23,7 @@
 
 use shared::db::Pool;
 use shared::queue::{CachedStatus, Queue};
+use shared::replica::ReadPool;
 use shared::shutdown::Shutdown;
 use shared::tasks::{self, DueSelection};
 use std::time::{Duration, Instant};
@@ -82,11 +83,12 @@ impl DrainRate {
 /// pending, queued or running).
 pub async fn run(
     pool: Pool,
+    reads: ReadPool,
     queue: Queue,
     options: Options,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    tokio::spawn(count_tasks_by_status(pool.clone(), shutdown.clone()));
+    tokio::spawn(count_tasks_by_status(reads, shutdown.clone()));
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
     let mut backoff = shared::backoff::FailureBackoff::default();
     while !shutdown.is_triggered() {
@@ -128,11 +130,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Publishes `videoclip_tasks{status}` every five seconds.
-async fn count_tasks_by_status(pool: Pool, mut shutdown: Shutdown) {
+/// Publishes `videoclip_tasks{status}` every five seconds (a display read:
+/// the replica's if one is configured).
+async fn count_tasks_by_status(reads: ReadPool, mut shutdown: Shutdown) {
     use shared::models::TaskStatus;
     while !shutdown.sleep(Duration::from_secs(5)).await {
-        let Ok(mut conn) = shared::db::conn(&pool).await else { continue };
+        let Ok(mut conn) = reads.reader().await else { continue };
         let Ok(counts) = tasks::count_by_status(&mut conn).await else { continue };
         for status in TaskStatus::ALL {
             let n = counts

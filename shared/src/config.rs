@@ -31,6 +31,11 @@ pub struct Settings {
     )]
     pub database_url: String,
 
+    /// A read-only replica of the database, for listings and counts
+    /// (queue decisions always read the primary)
+    #[arg(long, env = "DATABASE_REPLICA_URL", global = true)]
+    pub database_replica_url: Option<String>,
+
     /// Redis URL (rediss:// for TLS, user:password@ for ACL)
     #[arg(long, env = "REDIS_URL", global = true, default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
@@ -57,8 +62,9 @@ impl Settings {
     /// start-up log.
     pub fn describe(&self) -> String {
         format!(
-            "database_url={} redis_url={} storage_url={} whisper_model={}",
+            "database_url={} database_replica_url={} redis_url={} storage_url={} whisper_model={}",
             redact_url(&self.database_url),
+            self.database_replica_url.as_deref().map(redact_url).unwrap_or_else(|| "-".into()),
             redact_url(&self.redis_url),
             redact_url(&self.storage_url),
             self.whisper_model.as_deref().unwrap_or("-"),
@@ -73,6 +79,16 @@ impl Settings {
             ));
         }
         Ok(&self.database_url)
+    }
+
+    /// Display reads ([`crate::replica`]) on the replica if one is set, of
+    /// at most `max_size` connections, with `primary` as the fallback.
+    pub fn read_pool(
+        &self,
+        primary: crate::db::Pool,
+        max_size: u32,
+    ) -> Result<crate::replica::ReadPool, crate::BadInput> {
+        crate::replica::ReadPool::new(primary, self.database_replica_url.as_deref(), max_size)
     }
 }
 

@@ -67,6 +67,23 @@ pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
+/// A pool for `url` that opens no connection until one is asked for (so a
+/// server that is down now is not an error now): for the replica, whose
+/// absence degrades reads instead of failing a start. A bad URL is
+/// [`BadInput`]. Waits at most 2 s for a connection.
+pub fn connect_lazy(url: &str, max_size: u32) -> Result<Pool, BadInput> {
+    let opts = mysql_opts(url, &tls::Roots::from_env(tls::DATABASE_CA_CERT))?;
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |_| Box::pin(establish_read_committed(opts.clone())));
+    let manager =
+        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
+    Ok(bb8::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(2))
+        .build_unchecked(manager))
+}
+
 /// Opens a pooled connection in READ COMMITTED isolation. The queue's
 /// statements lock rows by primary key or with SKIP LOCKED; REPEATABLE READ's
 /// gap and next-key locks would only add deadlocks between claims,
@@ -177,7 +194,7 @@ pub async fn conn(pool: &Pool) -> anyhow::Result<PooledConnection<'_>> {
     pool.get().await.context("no database connection available")
 }
 
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -27,6 +27,7 @@ pub mod quotas;
 pub mod redis_url;
 pub mod references;
 pub mod registration;
+pub mod replica;
 pub mod schema;
 pub mod shutdown;
 pub mod storage;

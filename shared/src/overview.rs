@@ -1,11 +1,12 @@
 //! What `enqueue queues`, the API's `GET /api/v1/queues` and the dashboard
 //! show about the fleet: queue depths from Redis, task counts, the oldest
-//! wait and the running tasks per worker from the database. One reader, so
-//! the three never disagree.
+//! wait and the running tasks per worker from the database (the replica if
+//! one is configured: these are display reads), and the replica's lag. One
+//! reader, so the three never disagree.
 
-use crate::db::PooledConnection;
 use crate::models::TaskStatus;
 use crate::queue::{Queue, HIGH_PRIORITY_QUEUE, VIDEO_PROCESSING_QUEUE};
+use crate::replica::{ReadPool, ReplicaLag};
 use serde_json::json;
 
 /// The fleet at one moment.
@@ -22,18 +23,28 @@ pub struct FleetOverview {
     pub workers_alive: Vec<String>,
     /// Running tasks per lease owner (alive or not).
     pub running_per_worker: Vec<(String, i64)>,
+    /// The replica's replication state (`None`: no replica configured;
+    /// `Some(Err)`: configured but unreachable, with the reason).
+    pub replica: Option<Result<ReplicaLag, String>>,
 }
 
 impl FleetOverview {
-    /// Reads the overview: Redis for the lists and heartbeats, `conn` for
-    /// the counts.
-    pub async fn read(conn: &mut PooledConnection<'_>, queue: &Queue) -> anyhow::Result<Self> {
+    /// Reads the overview: Redis for the lists and heartbeats, `reads` for
+    /// the counts and the replica's state.
+    pub async fn read(reads: &ReadPool, queue: &Queue) -> anyhow::Result<Self> {
         let state = queue.state().await?;
         let (high, normal, epoch) = (state.high, state.normal, state.intact);
         let workers = queue.live_workers().await?;
-        let counts = crate::tasks::count_by_status(conn).await?;
-        let running = crate::tasks::running_by_worker(conn).await?;
-        let oldest_wait = crate::tasks::oldest_wait_seconds(conn).await?;
+        let (counts, running, oldest_wait) = {
+            // Dropped before the lag query, which needs a connection of its own.
+            let mut reader = reads.reader().await?;
+            let conn = &mut reader;
+            (
+                crate::tasks::count_by_status(conn).await?,
+                crate::tasks::running_by_worker(conn).await?,
+                crate::tasks::oldest_wait_seconds(conn).await?,
+            )
+        };
         let tasks = TaskStatus::ALL
             .iter()
             .map(|status| {
@@ -53,6 +64,11 @@ impl FleetOverview {
             oldest_wait_seconds: oldest_wait,
             workers_alive: workers,
             running_per_worker: running,
+            replica: reads
+                .replica_lag()
+                .await
+                .transpose()
+                .map(|r| r.map_err(|e| crate::one_line(&e))),
         })
     }
 
@@ -79,6 +95,11 @@ impl FleetOverview {
             "oldest_wait_seconds": self.oldest_wait_seconds,
             "workers_alive": self.workers_alive,
             "running_per_worker": running,
+            "replica": match &self.replica {
+                None => serde_json::Value::Null,
+                Some(Ok(lag)) => json!({"lag_seconds": lag.seconds, "running": lag.running}),
+                Some(Err(reason)) => json!({"error": reason}),
+            },
         })
     }
 }

@@ -39,8 +39,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
         Err(redirect) => return redirect,
     };
     let read = async {
+        let fleet = FleetOverview::read(&state.reads, &state.queue).await?;
         let mut conn = state.conn().await?;
-        let fleet = FleetOverview::read(&mut conn, &state.queue).await?;
         let queued = shared::tasks::count_queued(&mut conn).await?;
         let per_minute = shared::tasks::completions_per_minute(&mut conn, 60).await?;
         anyhow::Ok((fleet, queued, per_minute))

@@ -176,7 +176,7 @@ async fn render_task(
         .next()
         .ok_or_else(|| crate::error::ApiError::not_found(format!("task {task_id}")))?;
     let history = shared::history::task_history(&mut conn, task_id).await?;
-    let segments = shared::tasks::find_segments(&mut conn, task_id).await?;
+    let segments = shared::tasks::find_segments(&mut state.reader().await?, task_id).await?;
     let analysis = shared::tasks::find_result(&mut conn, owner.id, "analysis").await?;
     let video = shared::videos::find_video(&mut conn, owner.video_id).await?;
     let user = shared::users::find_user_by_id(&mut conn, owner.user_id).await?;

@@ -17,9 +17,9 @@ use shared::overview::FleetOverview;
 /// wait, workers alive and their running tasks.
 pub async fn queues(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require_operator()?;
-    let mut conn = state.conn().await?;
-    let fleet = FleetOverview::read(&mut conn, &state.queue).await?;
+    let fleet = FleetOverview::read(&state.reads, &state.queue).await?;
     let mut value = fleet.to_json();
+    let mut conn = state.conn().await?;
     // Pending tasks already in Redis, apart from those the scheduler has yet to push.
     value["queued"] = json!(shared::tasks::count_queued(&mut conn).await?);
     let per_minute = shared::tasks::completions_per_minute(&mut conn, 60).await?;
@@ -58,11 +58,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`: the exposition text. Queue gauges are refreshed first
 /// (best effort: a scrape still answers when the database does not).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let fleet = async {
-        let mut conn = state.conn().await?;
-        FleetOverview::read(&mut conn, &state.queue).await
-    }
-    .await;
+    let fleet = FleetOverview::read(&state.reads, &state.queue).await;
     match fleet {
         Ok(fleet) => {
             for (status, n) in &fleet.tasks {

@@ -112,8 +112,7 @@ pub async fn segments(
     Path(task_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     visible_task(&state, &caller, &task_id).await?;
-    let mut conn = state.conn().await?;
-    let rows = shared::tasks::find_segments(&mut conn, &task_id).await?;
+    let rows = shared::tasks::find_segments(&mut state.reader().await?, &task_id).await?;
     let base = base_url(&headers);
     let segments: Vec<Value> = rows
         .iter()
@@ -229,8 +228,9 @@ pub async fn list_page(state: &AppState, caller: &Caller, query: &ListQuery) -> 
             return Ok(Page { tasks: Vec::new(), next_cursor: None });
         };
         let filter = TaskFilter { user_id: Some(owner.user_id), ..TaskFilter::default() };
+        let mut reader = state.reader().await?;
         let rows =
-            shared::tasks::list_tasks(&mut conn, &filter, Some(owner.id + 1), false, 1).await?;
+            shared::tasks::list_tasks(&mut reader, &filter, Some(owner.id + 1), false, 1).await?;
         return Ok(Page { tasks: rows, next_cursor: None });
     }
     let filter = TaskFilter {
@@ -248,8 +248,11 @@ pub async fn list_page(state: &AppState, caller: &Caller, query: &ListQuery) -> 
     };
     let oldest_first = query.oldest_first.unwrap_or(false);
     let limit = limit as usize;
+    drop(conn);
+    let mut reader = state.reader().await?;
     let mut rows =
-        shared::tasks::list_tasks(&mut conn, &filter, query.after, oldest_first, limit + 1).await?;
+        shared::tasks::list_tasks(&mut reader, &filter, query.after, oldest_first, limit + 1)
+            .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if more { rows.last().map(|(t, _)| t.id) } else { None };

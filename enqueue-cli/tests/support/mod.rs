@@ -15,6 +15,7 @@ pub mod api;
 pub mod browser;
 pub mod cluster;
 pub mod moto;
+pub mod replica;
 pub mod sentinel;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,8 @@ pub struct TestEnv {
     redis: Option<Child>,
     host: String,
     port: String,
+    /// More variables for every binary (`set_env`).
+    extra_env: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -147,6 +150,7 @@ impl TestEnv {
             redis,
             host,
             port,
+            extra_env: Vec::new(),
         };
         env.sql_exec(
             &format!(
@@ -195,7 +199,14 @@ impl TestEnv {
             .env("STORAGE_URL", format!("file://{}", self.storage.display()))
             .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .env("WHISPER_MODEL", whisper_model());
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// Sets `name=value` for every binary started from now on.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != name);
+        self.extra_env.push((name.to_string(), value.to_string()));
     }
 
     /// Creates `count` noop tasks (`extra`: more `enqueue noop` flags) and

@@ -1,6 +1,9 @@
 //! Reading tasks: summaries, counts, listings and segments (no writes).
+//! The display reads (counts, listings, segments) take a
+//! [`ReadConnection`]: they may be served by the replica (crate::replica).
 
 use super::*;
+use crate::replica::ReadConnection;
 
 /// True while any task is pending (queued or not) or running: what
 /// `--exit-when-idle` waits for.
@@ -30,7 +33,8 @@ pub async fn find_summaries(
 }
 
 /// Number of tasks per status code, for `enqueue queues`.
-pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<Vec<(i8, i64)>> {
+pub async fn count_by_status(reader: &mut ReadConnection<'_>) -> anyhow::Result<Vec<(i8, i64)>> {
+    let conn = reader.connection();
     pt::table
         .group_by(pt::status)
         .select((pt::status, diesel::dsl::count_star()))
@@ -41,8 +45,9 @@ pub async fn count_by_status(conn: &mut PooledConnection<'_>) -> anyhow::Result<
 
 /// Running tasks per worker (the lease owner without its claim number).
 pub async fn running_by_worker(
-    conn: &mut PooledConnection<'_>,
+    reader: &mut ReadConnection<'_>,
 ) -> anyhow::Result<Vec<(String, i64)>> {
+    let conn = reader.connection();
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = Text)]
@@ -62,7 +67,8 @@ pub async fn running_by_worker(
 }
 
 /// Seconds the longest-waiting pending task has been due, if any is.
-pub async fn oldest_wait_seconds(conn: &mut PooledConnection<'_>) -> anyhow::Result<Option<i64>> {
+pub async fn oldest_wait_seconds(reader: &mut ReadConnection<'_>) -> anyhow::Result<Option<i64>> {
+    let conn = reader.connection();
     let age: Option<i64> = pt::table
         .filter(pt::status.eq(TaskStatus::Pending.code()))
         .select(sql::<Nullable<BigInt>>("TIMESTAMPDIFF(SECOND, MIN(next_attempt_at), NOW(3))"))
@@ -74,9 +80,10 @@ pub async fn oldest_wait_seconds(conn: &mut PooledConnection<'_>) -> anyhow::Res
 
 /// The segments of a task (public id), in time order.
 pub async fn find_segments(
-    conn: &mut PooledConnection<'_>,
+    reader: &mut ReadConnection<'_>,
     task_id: &str,
 ) -> anyhow::Result<Vec<crate::models::SegmentRow>> {
+    let conn = reader.connection();
     video_segments::table
         .inner_join(pt::table)
         .filter(pt::task_id.eq(task_id))
@@ -158,12 +165,13 @@ impl ListedTask {
 /// come from a second lookup by primary key, since a join lets the
 /// optimizer start from `users` and sort every task (seen with EXPLAIN).
 pub async fn list_tasks(
-    conn: &mut PooledConnection<'_>,
+    reader: &mut ReadConnection<'_>,
     filter: &TaskFilter,
     after: Option<i64>,
     oldest_first: bool,
     limit: usize,
 ) -> anyhow::Result<Vec<(ListedTask, String)>> {
+    let conn = reader.connection();
     let mut query = pt::table.select(ListedTask::as_select()).into_boxed();
     if !filter.statuses.is_empty() {
         query = query.filter(
