@@ -25,6 +25,18 @@ fn drain(env: &TestEnv, name: &str) {
     assert!(env.wait_exit(&mut worker, Duration::from_secs(60), "worker").success());
 }
 
+/// The scheduler's metrics text at `port` (empty until it listens).
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
 fn queues_json(env: &TestEnv) -> serde_json::Value {
     let out = env.enqueue(&["queues", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -64,6 +76,18 @@ fn listings_read_the_replica_and_queue_decisions_stay_on_the_primary() {
     db.wait_until_running();
     db.wait_until_caught_up();
     assert_eq!(listed(&env, "completed").0, 30);
+
+    // The scheduler exports the replica's state and lag.
+    let port = support::free_port();
+    let mut scheduler =
+        env.spawn("scheduler", &["--metrics-addr", &format!("127.0.0.1:{port}")], "sched-metrics");
+    env.wait_until(Duration::from_secs(20), "replica metrics", || {
+        let body = scrape(port);
+        body.lines().any(|l| l == "videoclip_db_replica_running 1")
+            && body.lines().any(|l| l == "videoclip_db_replica_lag_seconds 0")
+    });
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
 
     // The replica gone: reads fall back to the primary with a warning, tasks
     // still run.

@@ -51,15 +51,18 @@ fn metrics_are_served_and_count_a_noop_run() {
     // count and a heartbeat after it (held tasks back to 0), and a
     // scheduler tick that saw the lists empty.
     let settled = |worker: &HashMap<String, f64>, scheduler: &HashMap<String, f64>| {
+        // Rates need two samples of the database's status, 5 s apart.
+        let rates = scheduler.contains_key("videoclip_db_queries_per_second");
         let finished = r#"videoclip_tasks_finished_total{task_type="noop",outcome="completed"}"#;
         let depth = r#"videoclip_queue_depth{queue="queue:high_priority"}"#;
         worker.get(finished) == Some(&40.0)
             && worker.get("videoclip_held_tasks") == Some(&0.0)
             && worker.get("videoclip_heartbeats_total").is_some_and(|n| *n >= 1.0)
             && scheduler.get(depth) == Some(&0.0)
+            && rates
     };
     let (mut worker_metrics, mut scheduler_metrics) = (HashMap::new(), HashMap::new());
-    env.wait_until(Duration::from_secs(20), "metrics to settle", || {
+    env.wait_until(Duration::from_secs(30), "metrics to settle", || {
         worker_metrics = parse(&get(worker_port, "/metrics"));
         scheduler_metrics = parse(&get(scheduler_port, "/metrics"));
         settled(&worker_metrics, &scheduler_metrics)
@@ -94,4 +97,18 @@ fn metrics_are_served_and_count_a_noop_run() {
         value(&scheduler_metrics, r#"videoclip_queue_depth{queue="queue:video_processing"}"#),
         0.0
     );
+    // The database's own health (seed section 8.3), from the primary.
+    let max = env.count("SELECT @@max_connections") as f64;
+    assert_eq!(value(&scheduler_metrics, "videoclip_db_max_connections"), max);
+    let connections = value(&scheduler_metrics, "videoclip_db_connections");
+    assert!(connections >= 1.0 && connections <= max, "{connections}");
+    let ratio = value(&scheduler_metrics, "videoclip_db_connection_usage_ratio");
+    assert!((ratio - connections / max).abs() < 1e-9, "{ratio}");
+    assert!(value(&scheduler_metrics, "videoclip_db_queries_total") > 0.0);
+    assert!(value(&scheduler_metrics, "videoclip_db_transactions_total") > 0.0);
+    assert!(value(&scheduler_metrics, "videoclip_db_queries_per_second") > 0.0);
+    for name in ["videoclip_db_slow_queries_total", "videoclip_db_row_lock_waits_total"] {
+        assert!(value(&scheduler_metrics, name) >= 0.0);
+    }
+    assert!(!scheduler_metrics.contains_key("videoclip_db_replica_up"), "no replica configured");
 }

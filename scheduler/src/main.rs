@@ -8,6 +8,7 @@
 
 mod expire;
 mod fill;
+mod gauges;
 mod tick;
 
 use clap::{CommandFactory, FromArgMatches, Parser};

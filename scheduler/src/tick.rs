@@ -88,7 +88,7 @@ pub async fn run(
     options: Options,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    tokio::spawn(count_tasks_by_status(reads, shutdown.clone()));
+    tokio::spawn(crate::gauges::run(pool.clone(), reads, shutdown.clone()));
     let mut rate = DrainRate { last_depth: 0, last_at: Instant::now(), per_second: 0.0 };
     let mut backoff = shared::backoff::FailureBackoff::default();
     while !shutdown.is_triggered() {
@@ -128,24 +128,6 @@ pub async fn run(
     }
     tracing::info!("scheduler stopped");
     Ok(())
-}
-
-/// Publishes `videoclip_tasks{status}` every five seconds (a display read:
-/// the replica's if one is configured).
-async fn count_tasks_by_status(reads: ReadPool, mut shutdown: Shutdown) {
-    use shared::models::TaskStatus;
-    while !shutdown.sleep(Duration::from_secs(5)).await {
-        let Ok(mut conn) = reads.reader().await else { continue };
-        let Ok(counts) = tasks::count_by_status(&mut conn).await else { continue };
-        for status in TaskStatus::ALL {
-            let n = counts
-                .iter()
-                .find(|(code, _)| *code == status.code())
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
-            metrics::gauge!("videoclip_tasks", "status" => status.name()).set(n as f64);
-        }
-    }
 }
 
 /// True if any task is pending or running; errors count as active so the

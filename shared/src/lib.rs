@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod db;
+pub mod db_health;
 pub mod detection;
 pub mod downloads;
 pub mod error;
