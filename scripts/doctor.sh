@@ -245,4 +245,8 @@ check "chromium renders a page headless" chromium \
   sh -c 'chromium --headless=new --no-sandbox --disable-gpu --dump-dom "file://$1" 2>/dev/null | grep -q rendered' _ "$tmp/page.html"
 check "chromedriver" chromium-driver chromedriver --version
 
+# --- systemd-analyze (enqueue-cli/tests/deploy.rs verifies deploy/*.service) --
+printf '[Service]\nExecStart=/bin/true\n' >"$tmp/ok.service"
+check "systemd-analyze verifies a unit" systemd systemd-analyze verify --man=no "$tmp/ok.service"
+
 exit "$failed"

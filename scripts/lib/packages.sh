@@ -15,7 +15,7 @@
 # the TLS tests' throwaway certificate authority; fonts-noto-cjk for captions
 # burned into clips, Mandarin included; chromium and chromium-driver for the
 # dashboard's browser tests).  The one list.
-PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl fonts-noto-cjk chromium chromium-driver)
+PACKAGES=(mariadb-server redis-server ffmpeg cmake libclang-dev espeak-ng sox openssl fonts-noto-cjk chromium chromium-driver systemd)
 
 # package_installed PKG: true if dpkg has PKG installed ("install ok
 # installed"; "hold ok installed" is installed too, just pinned).  A package
