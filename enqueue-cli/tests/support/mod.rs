@@ -119,6 +119,12 @@ impl TestEnv {
         TestEnv::build(&server_url(), RedisSetup::External(redis_url.to_string(), cli_port))
     }
 
+    /// On the MariaDB server at `server`, with Redis at `redis_url` run by
+    /// the test (see [`TestEnv::with_redis`]).
+    pub fn on_server_with_redis(server: &str, redis_url: &str, cli_port: u16) -> TestEnv {
+        TestEnv::build(server, RedisSetup::External(redis_url.to_string(), cli_port))
+    }
+
     fn build(server: &str, redis_setup: RedisSetup) -> TestEnv {
         let server = server.to_string();
         let (host, port) = host_port(&server);
