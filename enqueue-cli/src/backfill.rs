@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::Args;
 use serde_json::json;
 use shared::config::Settings;
-use shared::models::{task_type, NewTask, TaskStatus};
-use shared::queue::{CachedStatus, Queue};
+use shared::models::{task_type, NewTask};
+use shared::queue::Queue;
 use shared::tasks::BATCH_ROWS;
 use shared::videos::VideoFilter;
 use shared::BadInput;
@@ -149,25 +149,12 @@ struct Totals {
     limit_reached: bool,
 }
 
-/// Writes the new tasks' `task:status` (pending), as the other creating
-/// commands do; the database already has them, so a failure only warns.
+/// Writes the new tasks' `task:status` (pending) and announces them, as the
+/// other creating commands do; a failure only warns.
 async fn cache_pending(queue: Option<&Queue>, tasks: &[NewTask]) {
     let Some(queue) = queue else { return };
-    let statuses: Vec<(String, CachedStatus)> = tasks
-        .iter()
-        .map(|t| {
-            (
-                t.task_id.clone(),
-                CachedStatus::now(TaskStatus::Pending, 0, Some(shared::models::step::PENDING)),
-            )
-        })
-        .collect();
-    if let Err(e) = queue.set_statuses(&statuses).await {
-        tracing::warn!(
-            "task:status not written (tasks are in the database): {}",
-            shared::one_line(&e)
-        );
-    }
+    let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
+    shared::registration::cache_pending(queue, &ids).await;
 }
 
 /// `enqueue backfill`: creates tasks for the stored videos that match the

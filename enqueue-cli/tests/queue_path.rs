@@ -238,3 +238,30 @@ fn queues_shows_depths_waiting_age_and_live_workers() {
         + value["queues"]["queue:high_priority"].as_u64().unwrap();
     assert_eq!(depth, 2, "the two waiting tasks are queued: {value}");
 }
+
+#[test]
+fn a_new_task_is_announced_and_does_not_wait_for_the_tick() {
+    let env = TestEnv::new();
+    // A tick interval far longer than the test: only the announcement on
+    // queue:new_tasks can make the scheduler push the task.
+    let mut scheduler = env.spawn("scheduler", &["--tick-ms", "600000"], "scheduler");
+    let mut worker = env.spawn("worker", &[], "worker");
+    env.wait_until(Duration::from_secs(20), "the scheduler's first tick", || {
+        env.redis(&["EXISTS", "queue:epoch"]).trim() == "1"
+    });
+    env.wait_until(Duration::from_secs(20), "the scheduler's subscription", || {
+        env.redis(&["PUBSUB", "NUMSUB", "queue:new_tasks"]).lines().nth(1) == Some("1")
+    });
+    for round in 0..3 {
+        let id = env.noop(1, &[]).remove(0);
+        env.wait_until(Duration::from_secs(20), &format!("task {round} completed"), || {
+            env.count(&format!(
+                "SELECT COUNT(*) FROM processing_tasks WHERE task_id = '{id}' AND status = 2"
+            )) == 1
+        });
+    }
+    for child in [&mut scheduler, &mut worker] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

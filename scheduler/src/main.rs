@@ -91,5 +91,6 @@ async fn run(mut cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         exit_when_idle: cli.exit_when_idle,
     };
     let reads = cli.settings.read_pool(pool.clone(), 1)?;
-    tick::run(pool, reads, queue, options, shutdown).await
+    let new_tasks = shared::queue::NewTaskSignal::connect(&cli.settings.redis_url).await?;
+    tick::run(pool, reads, queue, new_tasks, options, shutdown).await
 }

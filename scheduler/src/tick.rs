@@ -18,11 +18,16 @@
 //!    task overtakes it, and a million pending rows cost nothing but index
 //!    pages.
 //!
+//! Ticks come every `--tick-ms`, and at once when a program that committed
+//! new tasks announces them on `queue:new_tasks` (`NewTaskSignal`): a new
+//! task waits for a tick's SQL, not for the tick interval. A lost
+//! announcement costs at most one interval.
+//!
 //! Errors (database or Redis down) are logged and the tick is retried with
 //! backoff; the scheduler never exits on them.
 
 use shared::db::Pool;
-use shared::queue::{CachedStatus, Queue};
+use shared::queue::{CachedStatus, NewTaskSignal, Queue};
 use shared::replica::ReadPool;
 use shared::shutdown::Shutdown;
 use shared::tasks::{self, DueSelection};
@@ -85,6 +90,7 @@ pub async fn run(
     pool: Pool,
     reads: ReadPool,
     queue: Queue,
+    mut new_tasks: NewTaskSignal,
     options: Options,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -114,7 +120,12 @@ pub async fn run(
                     tracing::info!("no task pending, queued or running: exiting");
                     return Ok(());
                 }
-                shutdown.sleep(options.tick).await;
+                // The next tick: after `--tick-ms`, or at once when new
+                // tasks are announced (dispatch latency without the tick).
+                tokio::select! {
+                    _ = shutdown.sleep(options.tick) => {}
+                    _ = new_tasks.next() => {}
+                }
             }
             Err(err) => {
                 let (failures, delay) = backoff.failed();

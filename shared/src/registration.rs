@@ -311,9 +311,13 @@ fn new_video(user_id: i64, file: &CheckedUpload, key: String) -> NewVideo {
     }
 }
 
-/// Writes the initial `task:status` of new tasks; the database already has
+/// Writes the initial `task:status` of new tasks and tells the schedulers
+/// they exist ([`Queue::announce_new_tasks`]); the database already has
 /// them, so a Redis failure here is only a warning.
 pub async fn cache_pending(queue: &Queue, task_ids: &[String]) {
+    if task_ids.is_empty() {
+        return;
+    }
     for chunk in task_ids.chunks(10_000) {
         let statuses: Vec<(String, CachedStatus)> = chunk
             .iter()
@@ -329,5 +333,11 @@ pub async fn cache_pending(queue: &Queue, task_ids: &[String]) {
             );
             return;
         }
+    }
+    if let Err(e) = queue.announce_new_tasks().await {
+        tracing::warn!(
+            "new tasks not announced (the next tick takes them): {}",
+            crate::one_line(&e)
+        );
     }
 }

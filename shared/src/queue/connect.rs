@@ -56,16 +56,40 @@ pub fn redis_config(url: &str, roots: &tls::Roots) -> Result<Config, BadInput> {
 /// A bad URL or TLS set-up is [`BadInput`] (see [`redis_config`]); an
 /// unreachable server is reported once the first command fails.
 pub(super) async fn connect_client(url: &str) -> anyhow::Result<Client> {
+    let client = builder(url)?.build().context("building the Redis client")?;
+    init(&client, url).await?;
+    Ok(client)
+}
+
+/// Like [`connect_client`], a client for SUBSCRIBE that subscribes again
+/// after every reconnection (fred's `manage_subscriptions`).
+pub(super) async fn connect_subscriber(
+    url: &str,
+) -> anyhow::Result<fred::clients::SubscriberClient> {
+    let client =
+        builder(url)?.build_subscriber_client().context("building the Redis subscriber")?;
+    init(&client, url).await?;
+    let _resubscribe = client.manage_subscriptions();
+    Ok(client)
+}
+
+/// The client settings every connection of ours uses.
+fn builder(url: &str) -> anyhow::Result<Builder> {
     let config = redis_config(url, &tls::Roots::from_env(tls::REDIS_CA_CERT))?;
-    let client = Builder::from_config(config)
+    let mut builder = Builder::from_config(config);
+    builder
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(5);
             c.internal_command_timeout = Duration::from_secs(10);
             c.max_command_attempts = 10;
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build()
-        .context("building the Redis client")?;
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+    Ok(builder)
+}
+
+/// Connects `client`; an unreachable server is [`BadInput`] naming the URL
+/// (password redacted).
+async fn init(client: &impl ClientLike, url: &str) -> anyhow::Result<()> {
     client.init().await.map_err(|e| {
         BadInput::new(format!(
             "cannot connect to Redis at {}: {}",
@@ -73,7 +97,7 @@ pub(super) async fn connect_client(url: &str) -> anyhow::Result<Client> {
             one_line(&e.to_string())
         ))
     })?;
-    Ok(client)
+    Ok(())
 }
 
 fn one_line(text: &str) -> String {

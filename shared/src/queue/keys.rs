@@ -26,6 +26,10 @@ pub const EPOCH_KEY: &str = "queue:epoch";
 pub const WORKERS_KEY: &str = "workers:alive";
 /// A worker whose heartbeat is older than this counts as gone.
 pub const WORKER_ALIVE_SECONDS: i64 = 10;
+/// Pub/sub channel on which whoever commits new tasks tells the
+/// schedulers to tick now instead of at their next tick (a hint: a lost
+/// message only delays the task to the next tick).
+pub const NEW_TASKS_CHANNEL: &str = "queue:new_tasks";
 /// Lifetime of a `task:status:*` key.
 pub const STATUS_TTL_SECONDS: i64 = 3600;
 

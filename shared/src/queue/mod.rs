@@ -32,7 +32,7 @@ pub use keys::*;
 use crate::models::TaskStatus;
 use crate::redis_url;
 use anyhow::Context;
-use connect::connect_client;
+use connect::{connect_client, connect_subscriber};
 use fred::prelude::*;
 use fred::types::config::Options;
 use fred::types::lists::LMoveDirection;
@@ -266,9 +266,51 @@ impl Queue {
             .collect())
     }
 
+    /// Tells the schedulers that new tasks were committed, so one ticks now
+    /// ([`NEW_TASKS_CHANNEL`]; best effort: call after the commit).
+    pub async fn announce_new_tasks(&self) -> anyhow::Result<()> {
+        let _: i64 =
+            self.client.publish(NEW_TASKS_CHANNEL, "1").await.context("announcing new tasks")?;
+        Ok(())
+    }
+
     /// The underlying client, for the rare command not wrapped here.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+/// The scheduler's subscription to [`NEW_TASKS_CHANNEL`]: it ends the wait
+/// between ticks when tasks were just committed, which takes the tick out
+/// of the dispatch latency. Resubscribes after reconnections.
+pub struct NewTaskSignal {
+    _client: fred::clients::SubscriberClient,
+    messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+}
+
+impl NewTaskSignal {
+    /// Connects a subscriber of its own to Redis at `url` and subscribes.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = connect_subscriber(url).await?;
+        let messages = client.message_rx();
+        client.subscribe(NEW_TASKS_CHANNEL).await.context("subscribing to queue:new_tasks")?;
+        Ok(NewTaskSignal { _client: client, messages })
+    }
+
+    /// Waits for the next announcement (returns at once if some arrived
+    /// since the last call: they are all taken, so a burst is one wake-up).
+    pub async fn next(&mut self) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        match self.messages.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) => match self.messages.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                // The client is gone: never wake (the tick still runs).
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            },
+            Err(TryRecvError::Closed) => std::future::pending::<()>().await,
+        }
+        while matches!(self.messages.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
     }
 }
 
