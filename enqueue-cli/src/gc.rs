@@ -2,7 +2,8 @@
 //!
 //! Orphans come from attempts that stored clips and never committed (a
 //! worker killed mid-cut; the worker itself removes the objects of attempts
-//! whose commit was refused) and from uploads whose transaction failed.
+//! whose commit was refused), from uploads whose transaction failed, and,
+//! on `file://` storage, from `.partial` files of writes killed midway.
 //! Objects younger than `--older-than` are kept, so an upload or an attempt
 //! that is writing right now is never raced; so are the prefixes of
 //! attempts that are running.

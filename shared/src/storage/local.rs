@@ -1,6 +1,9 @@
 //! The `file://` backend: keys are paths under a local directory. Writes go
 //! to a `.partial` file beside the target and are renamed into place, so a
-//! reader never sees half a file; `.partial` files are not listed.
+//! reader never sees half a file. A write killed midway leaves its
+//! `.partial` file behind: it is listed like any object, so `enqueue gc`
+//! deletes it once it is older than `--older-than` (a write in progress is
+//! younger than that, as with every other object gc keeps).
 
 use super::keys::missing;
 use super::{LocalCopy, StoredObject};
@@ -31,15 +34,16 @@ pub(super) fn root_from_url(url: &str, rest: &str) -> Result<PathBuf, BadInput> 
         .map_err(|()| BadInput::new(format!("STORAGE_URL {shown:?} is not a local directory")))
 }
 
-/// Copies `source` to `root/key` (through a `.partial` file beside it, the
-/// key's extension replaced); returns the size.
+/// Copies `source` to `root/key` (through `key.partial` beside it: its own
+/// name, so `a.mp4` and `a.jpg` written at once never share one); returns
+/// the size.
 pub(super) async fn put_file(root: &Path, source: &Path, key: &str) -> anyhow::Result<u64> {
     let target = root.join(key);
     let parent = target.parent().context("storage key has no parent")?;
     tokio::fs::create_dir_all(parent)
         .await
         .with_context(|| format!("creating {}", parent.display()))?;
-    let partial = target.with_extension("partial");
+    let partial = super::keys::partial_path(&target);
     let size = tokio::fs::copy(source, &partial)
         .await
         .with_context(|| format!("copying {} into storage", source.display()))?;
@@ -87,8 +91,9 @@ pub(super) async fn delete(root: &Path, key: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Every file under `root/dir` (recursively, in no particular order) but
-/// `.partial` ones; a directory that does not exist holds nothing.
+/// Every file under `root/dir` (recursively, in no particular order),
+/// leftover `.partial` files included (module doc); a directory that does
+/// not exist holds nothing.
 pub(super) async fn list(root: &Path, dir: &str) -> anyhow::Result<Vec<StoredObject>> {
     let mut objects = Vec::new();
     let mut pending = vec![(root.join(dir), dir.to_string())];
@@ -106,7 +111,7 @@ pub(super) async fn list(root: &Path, dir: &str) -> anyhow::Result<Vec<StoredObj
             let meta = entry.metadata().await?;
             if meta.is_dir() {
                 pending.push((entry.path(), child));
-            } else if !name.ends_with(".partial") {
+            } else {
                 objects.push(StoredObject {
                     key: child,
                     size: meta.len(),
