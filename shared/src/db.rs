@@ -54,14 +54,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
     let opts = mysql_opts(url, &tls::Roots::from_env(tls::DATABASE_CA_CERT))?;
     establish_with(url, opts.clone()).await?;
-    let mut config = ManagerConfig::default();
-    config.custom_setup = Box::new(move |_| Box::pin(establish_read_committed(opts.clone())));
-    let manager =
-        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(30))
-        .build(manager)
+        .build(manager(url, opts))
         .await
         .with_context(|| format!("cannot build a connection pool for {}", redact_url(url)))?;
     Ok(pool)
@@ -73,15 +69,19 @@ pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
 /// [`BadInput`]. Waits at most 2 s for a connection.
 pub fn connect_lazy(url: &str, max_size: u32) -> Result<Pool, BadInput> {
     let opts = mysql_opts(url, &tls::Roots::from_env(tls::DATABASE_CA_CERT))?;
-    let mut config = ManagerConfig::default();
-    config.custom_setup = Box::new(move |_| Box::pin(establish_read_committed(opts.clone())));
-    let manager =
-        AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config);
     Ok(bb8::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(2))
-        .build_unchecked(manager))
+        .build_unchecked(manager(url, opts)))
+}
+
+/// The pool's connection manager: every connection opened from `opts` in
+/// READ COMMITTED ([`establish_read_committed`]).
+fn manager(url: &str, opts: Opts) -> AsyncDieselConnectionManager<AsyncMysqlConnection> {
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |_| Box::pin(establish_read_committed(opts.clone())));
+    AsyncDieselConnectionManager::<AsyncMysqlConnection>::new_with_config(url, config)
 }
 
 /// Opens a pooled connection in READ COMMITTED isolation. The queue's

@@ -3,7 +3,7 @@
 //! killed when it is dropped. The same layout as
 //! `scripts/services.sh up --redis cluster`.
 
-use super::free_port;
+use super::{free_port, redis_cli as cli};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,13 +115,4 @@ impl Drop for ClusterRedis {
             let _ = node.wait();
         }
     }
-}
-
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).to_string()
 }

@@ -69,6 +69,16 @@ fn host_port(url: &str) -> (String, String) {
     (host.to_string(), port.to_string())
 }
 
+/// redis-cli's reply to `args` on the server at `port` (empty if it is down).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -323,12 +333,7 @@ impl TestEnv {
 
     /// Runs a redis-cli command against this test's Redis.
     pub fn redis(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.redis_port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).to_string()
+        redis_cli(self.redis_port, args)
     }
 
     /// Waits for `child` to exit within `limit`; kills it and panics if not.

@@ -3,7 +3,7 @@
 //! directory, every process killed when it is dropped. The same layout as
 //! `scripts/services.sh up --redis sentinel`.
 
-use super::free_port;
+use super::{free_port, redis_cli as cli};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,16 +138,6 @@ fn start_server(port: u16, dir: &Path, extra: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server")
-}
-
-/// redis-cli's reply to `args` on `port` (empty if the server is down).
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// The value after `name` in a flat name/value reply, one item a line.
