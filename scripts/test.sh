@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Builds stay warm between clones (CI clones afresh each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
+# Incremental state only pays off for an editor's rebuilds, not for CI's.
+export CARGO_INCREMENTAL=0
+# Every clone path builds its own copies of the test binaries, so the shared
+# target dir only grows; keep it within a budget and refuse to start a build
+# that the disk cannot hold (a full disk fails tests in confusing ways).
+scripts/tests/target-budget.sh
+scripts/lib/target-budget.sh "$CARGO_TARGET_DIR"
 
 # The package check against a fake dpkg (seconds, changes nothing); then
 # install what is missing and check that every tool works, so a broken one is
