@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers go to BENCHMARKS.md; never asserted in tests).
 #
-#   scripts/bench.sh [queue|backlog|latency|pipeline|cut|brand|all]   (default: all)
+#   scripts/bench.sh [queue|backlog|push|enqueue|latency|pipeline|cut|brand|all]   (default: all)
 #
 # queue     our queue against BullMQ's official Rust crate (bench/peers), side
 #           by side on the same Redis: 20000 no-op jobs each, 3 rounds, with a
 #           throwaway and a fully durable MariaDB; the ratio per round, CPU
 #           and MariaDB counters per 10,000 tasks (scripts/lib/bench-queue.sh).
-# backlog   the same 20000 tasks with BACKLOG (default 200000) lower-priority
-#           pending rows already in the table.
+# backlog   20000 no-op tasks through 1 scheduler + 1 worker x 64 with
+#           lower-priority pending rows already waiting, once per size in
+#           BACKLOGS (default "10000 1000000"): the drain rate per size.
+# push      the scheduler alone (no worker) moving PUSH_N (default 200000)
+#           pending rows into Redis, over each backlog of BACKLOGS: rows/s.
+# enqueue   `enqueue noop --count ENQUEUE_N` (default 1000000) and `enqueue
+#           backfill` over ENQUEUE_N stored videos: rows/s.
 # latency   dispatch latency on an idle fleet: LATENCY_N (default 1000) single
 #           `enqueue noop --count 1`, one after another; for each task the
 #           time from its row's insert to its claim (task_status_history,
@@ -30,7 +35,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videoclip-target}"
 what="${1:-all}"
-BACKLOG="${BACKLOG:-200000}"
 
 scripts/services.sh up >/dev/null
 cargo build --release --workspace --bins --locked 2>/dev/null
@@ -199,27 +203,72 @@ if [ "$what" = queue ] || [ "$what" = all ]; then
   queue_bench
 fi
 
-if [ "$what" = backlog ] || [ "$what" = all ]; then
-  echo "== backlog: 20000 no-op tasks (priority 5) over $BACKLOG pending rows (priority 10)"
-  fresh_db
-  "$bin/enqueue" noop --count 1 --priority 10 >/dev/null
-  start=$(now)
-  # Copy the one row until the backlog is there (fast server-side inserts).
+# Fills the fresh database with $1 pending no-op rows of priority $2 (one
+# server-side INSERT ... SELECT: fast, and not what is being measured).
+pending_rows() {
+  "$bin/enqueue" noop --count 1 --priority "$2" >/dev/null
+  [ "$1" -gt 1 ] || return 0
   sql "INSERT INTO processing_tasks (task_id, user_id, video_id, task_type, config, priority, max_retries)
        SELECT UUID(), user_id, video_id, task_type, config, priority, max_retries
-       FROM processing_tasks, (SELECT seq FROM seq_1_to_$BACKLOG) s LIMIT $BACKLOG"
-  end=$(now)
-  python3 -c "print(f'backlog of {$BACKLOG} rows inserted in {$end - $start:.1f} s')"
-  "$bin/enqueue" noop --count 20000 --priority 5 >/dev/null
-  # Measure until the 20000 priority-5 tasks are done, then stop the fleet.
+       FROM processing_tasks, (SELECT seq FROM seq_1_to_$(($1 - 1))) s LIMIT $(($1 - 1))"
+}
+
+if [ "$what" = backlog ] || [ "$what" = all ]; then
+  for backlog in ${BACKLOGS:-10000 1000000}; do
+    echo "== backlog: 20000 no-op tasks (priority 5) over $backlog pending rows (priority 10)"
+    fresh_db
+    start=$(now)
+    pending_rows "$backlog" 10
+    end=$(now)
+    python3 -c "print(f'  backlog of {$backlog} rows inserted in {$end - $start:.1f} s')"
+    "$bin/enqueue" noop --count 20000 --priority 5 >/dev/null
+    # Measure until the 20000 priority-5 tasks are done, then stop the fleet.
+    t0=$(sql "SELECT NOW(3)")
+    "$bin/scheduler" 2>/dev/null & s=$!
+    "$bin/worker" --concurrency 64 2>/dev/null & w1=$!
+    while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE priority = 5 AND status = 2")" -lt 20000 ]; do sleep 0.2; done
+    kill $s $w1; wait
+    took=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, '$t0', MAX(completed_at)) / 1e6 FROM processing_tasks WHERE priority = 5")
+    python3 -c "print(f'  20000 tasks in {$took:.2f} s: {20000 / $took:.0f} tasks/s with {$backlog} rows waiting')"
+  done
+fi
+
+if [ "$what" = push ] || [ "$what" = all ]; then
+  n="${PUSH_N:-200000}"
+  for backlog in ${BACKLOGS:-10000 1000000}; do
+    [ "$backlog" -ge "$n" ] || backlog=$n
+    echo "== push: one scheduler, no worker, moves $n of $backlog pending rows into Redis"
+    fresh_db
+    pending_rows "$backlog" 5
+    t0=$(sql "SELECT NOW(3)")
+    SCHEDULER_MIN_QUEUED=$n "$bin/scheduler" 2>/dev/null & s=$!
+    while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 0 AND queued_at IS NOT NULL")" -lt "$n" ]; do sleep 0.2; done
+    kill $s; wait
+    took=$(sql "SELECT TIMESTAMPDIFF(MICROSECOND, '$t0', MAX(queued_at)) / 1e6 FROM processing_tasks")
+    depth=$(redis-cli -p "$(cat .local/services/redis/port)" LLEN queue:video_processing)
+    python3 -c "print(f'  {$n} rows queued in {$took:.2f} s: {$n / $took:.0f} rows/s into Redis (list depth {$depth})')"
+  done
+fi
+
+if [ "$what" = enqueue ] || [ "$what" = all ]; then
+  n="${ENQUEUE_N:-1000000}"
+  echo "== enqueue: \`enqueue noop --count $n\` and \`enqueue backfill\` over $n stored videos"
+  fresh_db
   start=$(now)
-  "$bin/scheduler" 2>/dev/null & s=$!
-  "$bin/worker" --concurrency 64 2>/dev/null & w1=$!
-  "$bin/worker" --concurrency 64 2>/dev/null & w2=$!
-  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE priority = 5 AND status = 2")" -lt 20000 ]; do sleep 0.2; done
+  "$bin/enqueue" noop --count "$n" >/dev/null
   end=$(now)
-  kill $s $w1 $w2; wait
-  python3 -c "print(f'20000 tasks in {$end - $start:.2f} s: {20000 / ($end - $start):.0f} tasks/s with the backlog waiting')"
+  python3 -c "print(f'  noop: {$n} rows in {$end - $start:.1f} s: {$n / ($end - $start):.0f} rows/s')"
+  fresh_db
+  "$bin/enqueue" user add bench --email bench@example.com >/dev/null
+  user=$(sql "SELECT id FROM users WHERE username = 'bench'")
+  "$bin/enqueue" quota set bench --monthly-videos $((2 * n)) >/dev/null
+  sql "INSERT INTO videos (user_id, filename, original_filename, file_path, file_size, status)
+       SELECT $user, CONCAT('v', seq, '.mp4'), CONCAT('v', seq, '.mp4'), CONCAT('uploads/v', seq, '.mp4'), 1000, 1 FROM seq_1_to_$n"
+  start=$(now)
+  "$bin/enqueue" backfill --user bench >/dev/null
+  end=$(now)
+  made=$(sql "SELECT COUNT(*) FROM processing_tasks")
+  python3 -c "print(f'  backfill: {$made} tasks for {$n} videos in {$end - $start:.1f} s: {$made / ($end - $start):.0f} rows/s')"
 fi
 
 if [ "$what" = latency ] || [ "$what" = all ]; then

@@ -447,6 +447,91 @@ async fn finish_is_fenced_by_the_lease() {
     assert_eq!(result_rows(&mut conn, id).await, 1, "still one result row");
 }
 
+/// One status-history row per change, whoever writes it: claiming and
+/// finishing record their own (the trigger stays silent inside their
+/// transactions), a finish that fails rolls its rows back with everything
+/// else, and afterwards the trigger records again on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_history_is_written_once_by_the_protocol_and_by_the_trigger_otherwise() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let o = owner(&mut conn, "history").await;
+    let ids = create(&mut conn, &[task(&o, "hist-done"), task(&o, "hist-broken")]).await;
+    let claimed = claim_all(&mut conn, &["hist-done", "hist-broken"], "w#7", LONG_LEASE_MS).await;
+
+    // A completion whose result row points at no task: the insert fails and
+    // the whole finish, its history included, rolls back.
+    let mut broken = noop_result(&claimed[1]);
+    if let Outcome::Completed(c) = &mut broken {
+        c.results[0].task_id = i64::MAX;
+    }
+    let error = finish_tasks(&mut conn, vec![(claimed[1].lease(), broken)], 1000).await;
+    assert!(error.is_err(), "a result row for no task must fail the finish");
+    assert_eq!(row(&mut conn, ids[1]).await.status(), TaskStatus::Processing, "rolled back");
+
+    let report =
+        finish_tasks(&mut conn, vec![(claimed[0].lease(), noop_result(&claimed[0]))], 1000)
+            .await
+            .unwrap();
+    assert_eq!(report, [Finished::Committed(TaskStatus::Completed)]);
+    // A change outside the protocol, on the same connection: the trigger's.
+    execute(
+        &mut conn,
+        &format!(
+            "UPDATE processing_tasks SET status = 4, current_step = 'by hand' WHERE id = {}",
+            ids[1]
+        ),
+    )
+    .await;
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Change {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::TinyInt>)]
+        from_status: Option<i8>,
+        #[diesel(sql_type = diesel::sql_types::TinyInt)]
+        to_status: i8,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        attempt: i32,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        worker: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        reason: Option<String>,
+    }
+    let change =
+        |from: Option<i8>, to: i8, attempt: i32, worker: Option<&str>, reason: &str| Change {
+            from_status: from,
+            to_status: to,
+            attempt,
+            worker: worker.map(str::to_string),
+            reason: Some(reason.to_string()),
+        };
+    let history = |id: i64| {
+        diesel::sql_query(format!(
+            "SELECT from_status, to_status, attempt, worker, reason FROM task_status_history \
+             WHERE task_id = {id} ORDER BY changed_at, id"
+        ))
+    };
+    let done: Vec<Change> = history(ids[0]).load(&mut conn).await.unwrap();
+    assert_eq!(
+        done,
+        [
+            change(None, 0, 0, None, "created"),
+            change(Some(0), 1, 1, Some("w#7"), step::STARTED),
+            change(Some(1), 2, 1, Some("w#7"), step::COMPLETED),
+        ]
+    );
+    let broken: Vec<Change> = history(ids[1]).load(&mut conn).await.unwrap();
+    assert_eq!(
+        broken,
+        [
+            change(None, 0, 0, None, "created"),
+            change(Some(0), 1, 1, Some("w#7"), step::STARTED),
+            change(Some(1), 4, 1, Some("w#7"), "by hand"),
+        ],
+        "no row from the rolled-back finish; the trigger recorded the change by hand"
+    );
+}
+
 /// The reaper: an expired lease goes back to pending with a retry counted,
 /// one with no retries left fails (and so does its video), and a lease its
 /// worker renewed in time is left alone.

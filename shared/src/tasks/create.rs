@@ -2,19 +2,41 @@
 
 use super::*;
 
-/// Inserts pending tasks, [`BATCH_ROWS`] per statement, and returns how many
-/// rows were written.
+/// Inserts pending tasks, [`BATCH_ROWS`] per statement, each statement in
+/// a transaction with its status history, and returns how many rows were
+/// written.
 pub async fn insert_tasks(
     conn: &mut PooledConnection<'_>,
     tasks: &[NewTask],
 ) -> anyhow::Result<usize> {
     let mut written = 0;
     for chunk in tasks.chunks(BATCH_ROWS) {
-        written += diesel::insert_into(pt::table)
-            .values(chunk)
-            .execute(conn)
-            .await
-            .context("inserting processing_tasks rows")?;
+        let inserted = conn
+            .transaction(async |conn| -> anyhow::Result<usize> {
+                crate::history::app_records_history(conn).await?;
+                let n = insert_recorded(conn, chunk).await?;
+                crate::history::triggers_record_history(conn).await?;
+                Ok(n)
+            })
+            .await;
+        written += crate::history::after_transaction(conn, inserted).await?;
     }
     Ok(written)
+}
+
+/// Inserts `tasks` (at most [`BATCH_ROWS`]) and records their creation in
+/// `task_status_history`, for a caller inside a transaction that began with
+/// [`crate::history::app_records_history`]. Returns the rows inserted.
+pub(crate) async fn insert_recorded(
+    conn: &mut diesel_async::AsyncMysqlConnection,
+    tasks: &[NewTask],
+) -> anyhow::Result<usize> {
+    let n = diesel::insert_into(pt::table)
+        .values(tasks)
+        .execute(conn)
+        .await
+        .context("inserting processing_tasks rows")?;
+    let ids: Vec<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
+    crate::history::record_created(conn, &ids).await?;
+    Ok(n)
 }

@@ -97,7 +97,8 @@ pub fn backoff_millis(retry: u32, base_millis: u64) -> u64 {
 /// Finishes a batch of tasks in one transaction: locks their rows, keeps
 /// those whose lease is still the caller's (same owner and token, status
 /// processing, not expired), then writes every completion with its result
-/// rows, every failure and every hand-back. Returns one [`Finished`] per
+/// rows, every failure and every hand-back, and their status history (one
+/// row per task whose lease held). Returns one [`Finished`] per
 /// input, in input order. `retry_base_millis` is the first retry's backoff.
 pub async fn finish_tasks(
     conn: &mut PooledConnection<'_>,
@@ -116,7 +117,8 @@ pub async fn finish_batch(
     if batch.is_empty() {
         return Ok(FinishReport::default());
     }
-    conn.transaction(async move |conn| -> anyhow::Result<FinishReport> {
+    let report = conn.transaction(async move |conn| -> anyhow::Result<FinishReport> {
+        crate::history::app_records_history(conn).await?;
         let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
         let locked: Vec<LockedTask> = diesel::sql_query(format!(
             "SELECT id, lease_owner, attempts, status, retry_count, max_retries, video_id, task_type, \
@@ -138,6 +140,7 @@ pub async fn finish_batch(
         let mut template_uses = Vec::new();
         let mut downloads = Vec::new();
         let mut failed_videos = Vec::new();
+        let mut changed_ids = Vec::new();
         for (lease, outcome) in batch {
             let row = locked.get(&lease.id).filter(|row| {
                 row.status == TaskStatus::Processing.code()
@@ -149,6 +152,7 @@ pub async fn finish_batch(
                 report.push(Finished::LeaseLost);
                 continue;
             };
+            changed_ids.push(lease.id);
             match outcome {
                 Outcome::Completed(completion) => {
                     let completion = *completion;
@@ -272,11 +276,14 @@ pub async fn finish_batch(
                 .await
                 .context("marking videos failed")?;
         }
+        crate::history::record_changes(conn, TaskStatus::Processing.code(), &changed_ids).await?;
+        crate::history::triggers_record_history(conn).await?;
         let mut changed_videos: Vec<i64> =
             video_updates.iter().map(|(id, _)| *id).chain(failed_videos).collect();
         changed_videos.sort_unstable();
         changed_videos.dedup();
         Ok(FinishReport { finished: report, changed_videos })
     })
-    .await
+    .await;
+    crate::history::after_transaction(conn, report).await
 }
