@@ -277,13 +277,18 @@ if [ "$what" = latency ] || [ "$what" = all ]; then
   fresh_db
   "$bin/scheduler" 2>/dev/null & s=$!
   "$bin/worker" --concurrency 4 2>/dev/null & w=$!
+  # One warm-up task, not counted: the fleet is up and connected before
+  # the measured enqueues begin.
+  "$bin/enqueue" noop --count 1 >/dev/null
+  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" -lt 1 ]; do sleep 0.1; done
+  warmup=$(sql "SELECT MAX(id) FROM processing_tasks")
   for _ in $(seq "$n"); do "$bin/enqueue" noop --count 1 >/dev/null; done
-  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" -lt "$n" ]; do sleep 0.2; done
+  while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" -lt $((n + 1)) ]; do sleep 0.2; done
   kill $s $w; wait
   sql "SELECT TIMESTAMPDIFF(MICROSECOND, c.changed_at, p.changed_at) / 1000
        FROM task_status_history c JOIN task_status_history p
          ON p.task_id = c.task_id AND p.to_status = 1 AND p.attempt = 1
-       WHERE c.from_status IS NULL" |
+       WHERE c.from_status IS NULL AND c.task_id > $warmup" |
     python3 -c '
 import sys
 ms = sorted(float(l) for l in sys.stdin if l.strip())

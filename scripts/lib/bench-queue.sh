@@ -9,6 +9,8 @@
 #   CONCURRENCY   our concurrency per worker (default 64); BullMQ runs one
 #                 worker at WORKERS x CONCURRENCY, the same total
 #   DURABILITY    "fast durable" (default), or one of them
+#   AFTER_MIGRATE_SQL  for experiments: SQL run on our database right after
+#                 `enqueue migrate` (e.g. dropping an index); unset normally
 #
 # A round of ours: a fresh database, `enqueue noop --count N`, then one
 # scheduler and the workers with --exit-when-idle; the time runs from just
@@ -103,6 +105,7 @@ queue_bench() {
       bsql_root "DROP DATABASE IF EXISTS videoclip; CREATE DATABASE videoclip CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
       redis-cli -p "$redis_port" -n 0 FLUSHDB >/dev/null
       DATABASE_URL="mysql://root@127.0.0.1:$port/videoclip" "$bin/enqueue" migrate >/dev/null
+      [ -z "${AFTER_MIGRATE_SQL:-}" ] || bsql "$AFTER_MIGRATE_SQL"
       DATABASE_URL="mysql://root@127.0.0.1:$port/videoclip" "$bin/enqueue" noop --count "$n" >/dev/null
       db_counters >"$out/counters-before"
       local db_cpu0 redis_cpu0 t0 pids=()

@@ -1,15 +1,14 @@
-//! All SQL on `task_status_history`.
+//! All SQL on `task_status_history`: every status change of a task, with
+//! time, worker and reason.
 //!
-//! Rows are written by the triggers on `processing_tasks` (migrations 3 and
-//! 12), so a status change made by any program is recorded in its own
-//! transaction. The two hot protocol steps, claiming and finishing, write
-//! their rows themselves instead: one `INSERT ... SELECT` per batch costs a
-//! fraction of one trigger run per row. They do it inside a transaction
-//! opened with [`app_records_history`], which tells the trigger to stay
-//! silent for this connection, and close it with [`record_changes`] and
-//! [`triggers_record_history`]; a connection that leaves such a transaction
-//! early gets [`triggers_record_history`] from the caller on the error path,
-//! and a dropped transaction breaks the connection, which the pool discards.
+//! Each status change has one owner function in `crate::tasks` (create,
+//! backfill, claim, finish, reap, cancel, retry), and that function writes
+//! the change's history rows itself, with [`record_created`] or
+//! [`record_changes`], in the transaction of the change: one
+//! `INSERT ... SELECT` per batch. Until migration 12 triggers on
+//! `processing_tasks` wrote them; their mere presence cost a fifth of
+//! MariaDB's CPU per no-op task (BENCHMARKS.md), so they are gone, and a
+//! program that changes `status` with its own SQL is not recorded.
 
 use crate::db::PooledConnection;
 use crate::schema::{processing_tasks as pt, task_status_history as h};
@@ -45,43 +44,8 @@ pub async fn task_history(
         .context("reading task history")
 }
 
-/// Tells the status-change trigger to stay silent on this connection: the
-/// caller records its changes with [`record_changes`] before it commits.
-/// Returns once the session variable is set.
-pub async fn app_records_history(conn: &mut AsyncMysqlConnection) -> anyhow::Result<()> {
-    diesel::sql_query("SET @videoclip_history_by_app = 1")
-        .execute(conn)
-        .await
-        .context("handing status history to the application")?;
-    Ok(())
-}
-
-/// Gives status history back to the trigger on this connection (the
-/// connection's normal state). Returns once the session variable is unset.
-pub async fn triggers_record_history(conn: &mut AsyncMysqlConnection) -> anyhow::Result<()> {
-    diesel::sql_query("SET @videoclip_history_by_app = NULL")
-        .execute(conn)
-        .await
-        .context("handing status history back to the trigger")?;
-    Ok(())
-}
-
-/// Call after a transaction that began with [`app_records_history`]: if it
-/// failed before its own [`triggers_record_history`], hands history back to
-/// the trigger (best effort: a broken connection is discarded by the pool
-/// anyway). Returns `result` unchanged.
-pub async fn after_transaction<T>(
-    conn: &mut AsyncMysqlConnection,
-    result: anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    if result.is_err() {
-        let _ = triggers_record_history(conn).await;
-    }
-    result
-}
-
-/// Records the creation of the tasks with these public ids, as the trigger
-/// would (`NULL -> status`, reason "created"). Returns the rows written.
+/// Records the creation of the tasks with these public ids (`NULL ->
+/// status`, reason "created"). Returns the rows written.
 pub async fn record_created(
     conn: &mut AsyncMysqlConnection,
     task_ids: &[&str],
@@ -115,9 +79,11 @@ pub async fn record_created(
     Ok(written)
 }
 
-/// Records, in one statement, that the tasks with these row ids just left
-/// `from_status` for the status they have now, with the same attempt,
-/// worker and reason the trigger would write. Returns the rows written.
+/// Records, in one statement per [`crate::tasks::BATCH_ROWS`] ids, that the
+/// tasks with these row ids just left `from_status` for the status they
+/// have now: their attempt, lease owner, and `step: error` as the reason.
+/// Ids whose status is still `from_status` get no row. Returns the rows
+/// written.
 pub async fn record_changes(
     conn: &mut AsyncMysqlConnection,
     from_status: i8,
@@ -136,6 +102,24 @@ pub async fn record_changes(
         .execute(conn)
         .await
         .context("recording status changes")?;
+    }
+    Ok(written)
+}
+
+/// [`record_changes`] for changes from several statuses: `(row id, status
+/// before)` pairs, one statement per status before. Returns the rows
+/// written.
+pub async fn record_changes_from(
+    conn: &mut AsyncMysqlConnection,
+    changes: &[(i64, i8)],
+) -> anyhow::Result<usize> {
+    let mut by_status = std::collections::BTreeMap::<i8, Vec<i64>>::new();
+    for &(id, from_status) in changes {
+        by_status.entry(from_status).or_default().push(id);
+    }
+    let mut written = 0;
+    for (from_status, ids) in by_status {
+        written += record_changes(conn, from_status, &ids).await?;
     }
     Ok(written)
 }

@@ -447,12 +447,11 @@ async fn finish_is_fenced_by_the_lease() {
     assert_eq!(result_rows(&mut conn, id).await, 1, "still one result row");
 }
 
-/// One status-history row per change, whoever writes it: claiming and
-/// finishing record their own (the trigger stays silent inside their
-/// transactions), a finish that fails rolls its rows back with everything
-/// else, and afterwards the trigger records again on the same connection.
+/// One status-history row per change, written by the change's own function
+/// in its transaction: creating, claiming, finishing, cancelling, retrying;
+/// a finish that fails rolls its history back with everything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_history_is_written_once_by_the_protocol_and_by_the_trigger_otherwise() {
+async fn status_history_has_one_row_per_change_in_the_changes_transaction() {
     let db = TestDb::new().await;
     let mut conn = db.conn().await;
     let o = owner(&mut conn, "history").await;
@@ -474,15 +473,12 @@ async fn status_history_is_written_once_by_the_protocol_and_by_the_trigger_other
             .await
             .unwrap();
     assert_eq!(report, [Finished::Committed(TaskStatus::Completed)]);
-    // A change outside the protocol, on the same connection: the trigger's.
-    execute(
-        &mut conn,
-        &format!(
-            "UPDATE processing_tasks SET status = 4, current_step = 'by hand' WHERE id = {}",
-            ids[1]
-        ),
-    )
-    .await;
+    // Cancel the running one, retry it, cancel it while pending.
+    let ids_of_broken = vec!["hist-broken".to_string()];
+    assert_eq!(cancel_tasks(&mut conn, &ids_of_broken).await.unwrap(), 1);
+    assert_eq!(retry_tasks(&mut conn, &ids_of_broken, true).await.unwrap(), 1);
+    assert_eq!(cancel_tasks(&mut conn, &ids_of_broken).await.unwrap(), 1);
+    assert_eq!(cancel_tasks(&mut conn, &ids_of_broken).await.unwrap(), 0, "already cancelled");
 
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Change {
@@ -526,9 +522,11 @@ async fn status_history_is_written_once_by_the_protocol_and_by_the_trigger_other
         [
             change(None, 0, 0, None, "created"),
             change(Some(0), 1, 1, Some("w#7"), step::STARTED),
-            change(Some(1), 4, 1, Some("w#7"), "by hand"),
+            change(Some(1), 4, 1, Some("w#7"), step::CANCELLED),
+            change(Some(4), 0, 1, Some("w#7"), step::PENDING),
+            change(Some(0), 4, 1, Some("w#7"), step::CANCELLED),
         ],
-        "no row from the rolled-back finish; the trigger recorded the change by hand"
+        "no row from the rolled-back finish, none from the cancel that changed nothing"
     );
 }
 
@@ -604,6 +602,18 @@ async fn reaper_requeues_expired_fails_spent_and_keeps_renewed() {
     let r = row(&mut conn, renewed).await;
     assert_eq!(r.status(), TaskStatus::Processing);
     assert_eq!(r.lease_owner.as_deref(), Some("reaper-w#1"));
+    // The reaper's changes are in the history, once each, with its reasons.
+    for (id, to, reason) in
+        [(requeued, 0, "lease of reaper-w#1 expired"), (spent, 3, "stopped responding")]
+    {
+        let query = format!(
+            "SELECT COUNT(*) AS n FROM task_status_history WHERE task_id = {id} \
+             AND from_status = 1 AND to_status = {to} AND reason LIKE '%{reason}%'"
+        );
+        assert_eq!(count(&mut conn, &query).await, 1, "{query}");
+    }
+    let query = format!("SELECT COUNT(*) AS n FROM task_status_history WHERE task_id = {renewed}");
+    assert_eq!(count(&mut conn, &query).await, 2, "created and claimed only");
 
     // The worker learns which leases it lost at its next heartbeat; the
     // requeued task is claimable again at once, with a new token.

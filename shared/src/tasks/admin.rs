@@ -24,30 +24,39 @@ pub async fn failed_since(
 /// Cancels the pending or running tasks among `task_ids` (public ids) and
 /// returns how many were cancelled. A pending task will never be claimed; a
 /// running one loses its lease at once, so its worker cannot commit and
-/// stops it at its next lease check.
+/// stops it at its next lease check. One transaction, history included.
 pub async fn cancel_tasks(
     conn: &mut PooledConnection<'_>,
     task_ids: &[String],
 ) -> anyhow::Result<usize> {
-    let cancelled = diesel::update(
-        pt::table
-            .filter(pt::task_id.eq_any(task_ids))
-            .filter(pt::status.le(TaskStatus::Processing.code())),
-    )
-    .set((
-        pt::status.eq(TaskStatus::Cancelled.code()),
-        pt::current_step.eq(step::CANCELLED),
-        pt::lease_expires_at.eq(None::<NaiveDateTime>),
-        pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
-    ))
-    .execute(conn)
-    .await
-    .context("cancelling tasks")?;
-    if cancelled > 0 {
+    let task_ids = task_ids.to_vec();
+    conn.transaction(async move |conn| -> anyhow::Result<usize> {
+        let cancelling: Vec<(i64, i8)> = pt::table
+            .filter(pt::task_id.eq_any(&task_ids))
+            .filter(pt::status.le(TaskStatus::Processing.code()))
+            .order(pt::id)
+            .select((pt::id, pt::status))
+            .for_update()
+            .load(conn)
+            .await
+            .context("locking the tasks to cancel")?;
+        if cancelling.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = cancelling.iter().map(|(id, _)| *id).collect();
+        let cancelled = diesel::update(pt::table.filter(pt::id.eq_any(&ids)))
+            .set((
+                pt::status.eq(TaskStatus::Cancelled.code()),
+                pt::current_step.eq(step::CANCELLED),
+                pt::lease_expires_at.eq(None::<NaiveDateTime>),
+                pt::completed_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+            ))
+            .execute(conn)
+            .await
+            .context("cancelling tasks")?;
         // A video whose task stopped half-way is back to "uploaded".
         let cancelled_videos = pt::table
-            .filter(pt::task_id.eq_any(task_ids))
-            .filter(pt::status.eq(TaskStatus::Cancelled.code()))
+            .filter(pt::id.eq_any(&ids))
             .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
             .select(pt::video_id);
         diesel::update(
@@ -59,8 +68,10 @@ pub async fn cancel_tasks(
         .execute(conn)
         .await
         .context("marking cancelled tasks' videos uploaded")?;
-    }
-    Ok(cancelled)
+        crate::history::record_changes_from(conn, &cancelling).await?;
+        Ok(cancelled)
+    })
+    .await
 }
 
 /// Makes the failed or cancelled tasks among `task_ids` pending again with
@@ -95,22 +106,32 @@ pub async fn retry_tasks(
                 crate::quotas::check_monthly_videos(conn, user_id, &username, n).await?;
             }
         }
-        diesel::update(
-            pt::table.filter(pt::task_id.eq_any(&task_ids)).filter(pt::status.eq_any(retryable)),
-        )
-        .set((
-            pt::status.eq(TaskStatus::Pending.code()),
-            pt::queued_at.eq(None::<NaiveDateTime>),
-            pt::next_attempt_at.eq(now3()),
-            pt::retry_count.eq(0),
-            pt::progress.eq(0),
-            pt::current_step.eq(step::PENDING),
-            pt::error_message.eq(None::<String>),
-            pt::completed_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
-        .await
-        .context("retrying tasks")
+        let retrying: Vec<(i64, i8)> = pt::table
+            .filter(pt::task_id.eq_any(&task_ids))
+            .filter(pt::status.eq_any(retryable))
+            .order(pt::id)
+            .select((pt::id, pt::status))
+            .for_update()
+            .load(conn)
+            .await
+            .context("locking the tasks to retry")?;
+        let ids: Vec<i64> = retrying.iter().map(|(id, _)| *id).collect();
+        let retried = diesel::update(pt::table.filter(pt::id.eq_any(&ids)))
+            .set((
+                pt::status.eq(TaskStatus::Pending.code()),
+                pt::queued_at.eq(None::<NaiveDateTime>),
+                pt::next_attempt_at.eq(now3()),
+                pt::retry_count.eq(0),
+                pt::progress.eq(0),
+                pt::current_step.eq(step::PENDING),
+                pt::error_message.eq(None::<String>),
+                pt::completed_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)
+            .await
+            .context("retrying tasks")?;
+        crate::history::record_changes_from(conn, &retrying).await?;
+        Ok(retried)
     })
     .await
 }

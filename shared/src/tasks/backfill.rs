@@ -55,74 +55,70 @@ pub async fn insert_tasks_for_idle_videos(
     );
     let task_type = tasks[0].task_type.clone();
     anyhow::ensure!(tasks.iter().all(|t| t.task_type == task_type), "one task_type per batch");
-    let batch = conn
-        .transaction(async move |conn| -> anyhow::Result<IdleVideoBatch> {
-            let video_ids: Vec<i64> = tasks.iter().map(|t| t.video_id).collect();
-            let present: std::collections::HashSet<i64> = if write {
-                videos::table
-                    .filter(videos::id.eq_any(&video_ids))
-                    .order(videos::id)
-                    .select(videos::id)
-                    .for_update()
-                    .load::<i64>(conn)
-                    .await
-                    .context("locking the batch's videos")?
-                    .into_iter()
-                    .collect()
-            } else {
-                video_ids.iter().copied().collect()
-            };
-            let existing: Vec<(i64, i8)> = pt::table
-                .filter(pt::video_id.eq_any(&video_ids))
-                .filter(pt::task_type.eq(&task_type))
-                .filter(pt::status.eq_any([
-                    TaskStatus::Pending.code(),
-                    TaskStatus::Processing.code(),
-                    TaskStatus::Completed.code(),
-                ]))
-                .select((pt::video_id, pt::status))
-                .distinct()
-                .load(conn)
+    conn.transaction(async move |conn| -> anyhow::Result<IdleVideoBatch> {
+        let video_ids: Vec<i64> = tasks.iter().map(|t| t.video_id).collect();
+        let present: std::collections::HashSet<i64> = if write {
+            videos::table
+                .filter(videos::id.eq_any(&video_ids))
+                .order(videos::id)
+                .select(videos::id)
+                .for_update()
+                .load::<i64>(conn)
                 .await
-                .context("looking for the videos' existing tasks")?;
-            let mut active = std::collections::HashSet::new();
-            let mut completed = std::collections::HashSet::new();
-            for (video_id, status) in existing {
-                if status == TaskStatus::Completed.code() {
-                    completed.insert(video_id);
-                } else {
-                    active.insert(video_id);
-                }
+                .context("locking the batch's videos")?
+                .into_iter()
+                .collect()
+        } else {
+            video_ids.iter().copied().collect()
+        };
+        let existing: Vec<(i64, i8)> = pt::table
+            .filter(pt::video_id.eq_any(&video_ids))
+            .filter(pt::task_type.eq(&task_type))
+            .filter(pt::status.eq_any([
+                TaskStatus::Pending.code(),
+                TaskStatus::Processing.code(),
+                TaskStatus::Completed.code(),
+            ]))
+            .select((pt::video_id, pt::status))
+            .distinct()
+            .load(conn)
+            .await
+            .context("looking for the videos' existing tasks")?;
+        let mut active = std::collections::HashSet::new();
+        let mut completed = std::collections::HashSet::new();
+        for (video_id, status) in existing {
+            if status == TaskStatus::Completed.code() {
+                completed.insert(video_id);
+            } else {
+                active.insert(video_id);
             }
-            let mut batch = IdleVideoBatch::default();
-            for task in tasks {
-                if batch.created.len() >= max_new {
-                    break;
-                }
-                batch.examined += 1;
-                if !present.contains(&task.video_id) {
-                    batch.vanished += 1;
-                } else if !active.insert(task.video_id) {
-                    // Already active, or a second candidate for the same video.
-                    batch.skipped_active += 1;
-                } else if skip_completed && completed.contains(&task.video_id) {
-                    batch.skipped_completed += 1;
-                } else {
-                    batch.created.push(task);
-                }
+        }
+        let mut batch = IdleVideoBatch::default();
+        for task in tasks {
+            if batch.created.len() >= max_new {
+                break;
             }
-            if write && check_quotas && task_type == crate::models::task_type::VIDEO_CLIP {
-                drop_over_quota(conn, &mut batch).await?;
+            batch.examined += 1;
+            if !present.contains(&task.video_id) {
+                batch.vanished += 1;
+            } else if !active.insert(task.video_id) {
+                // Already active, or a second candidate for the same video.
+                batch.skipped_active += 1;
+            } else if skip_completed && completed.contains(&task.video_id) {
+                batch.skipped_completed += 1;
+            } else {
+                batch.created.push(task);
             }
-            if write && !batch.created.is_empty() {
-                crate::history::app_records_history(conn).await?;
-                insert_recorded(conn, &batch.created).await?;
-                crate::history::triggers_record_history(conn).await?;
-            }
-            Ok(batch)
-        })
-        .await;
-    crate::history::after_transaction(conn, batch).await
+        }
+        if write && check_quotas && task_type == crate::models::task_type::VIDEO_CLIP {
+            drop_over_quota(conn, &mut batch).await?;
+        }
+        if write && !batch.created.is_empty() {
+            insert_recorded(conn, &batch.created).await?;
+        }
+        Ok(batch)
+    })
+    .await
 }
 
 /// Drops from `batch.created` the tasks of users whose `monthly_videos`

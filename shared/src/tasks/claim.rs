@@ -55,45 +55,41 @@ pub async fn claim_tasks(
     if task_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let claimed = conn
-        .transaction(async |conn| -> anyhow::Result<Vec<ClaimedTask>> {
-            crate::history::app_records_history(conn).await?;
-            let won = diesel::update(
-                pt::table
-                    .filter(pt::task_id.eq_any(task_ids))
-                    .filter(pt::status.eq(TaskStatus::Pending.code()))
-                    .filter(pt::next_attempt_at.le(now3())),
-            )
-            .set((
-                pt::status.eq(TaskStatus::Processing.code()),
-                pt::lease_owner.eq(owner),
-                pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()),
-                pt::attempts.eq(pt::attempts + 1),
-                pt::started_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
-                pt::progress.eq(0),
-                pt::current_step.eq(step::STARTED),
-                pt::error_message.eq(None::<String>),
-            ))
-            .execute(conn)
-            .await
-            .context("claiming tasks")?;
-            let claimed = if won == 0 {
-                Vec::new()
-            } else {
-                pt::table
-                    .filter(pt::task_id.eq_any(task_ids))
-                    .filter(pt::lease_owner.eq(owner))
-                    .filter(pt::status.eq(TaskStatus::Processing.code()))
-                    .select(ClaimedTask::as_select())
-                    .load(conn)
-                    .await
-                    .context("reading claimed tasks")?
-            };
-            let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
-            crate::history::record_changes(conn, TaskStatus::Pending.code(), &ids).await?;
-            crate::history::triggers_record_history(conn).await?;
-            Ok(claimed)
-        })
-        .await;
-    crate::history::after_transaction(conn, claimed).await
+    conn.transaction(async |conn| -> anyhow::Result<Vec<ClaimedTask>> {
+        let won = diesel::update(
+            pt::table
+                .filter(pt::task_id.eq_any(task_ids))
+                .filter(pt::status.eq(TaskStatus::Pending.code()))
+                .filter(pt::next_attempt_at.le(now3())),
+        )
+        .set((
+            pt::status.eq(TaskStatus::Processing.code()),
+            pt::lease_owner.eq(owner),
+            pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()),
+            pt::attempts.eq(pt::attempts + 1),
+            pt::started_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
+            pt::progress.eq(0),
+            pt::current_step.eq(step::STARTED),
+            pt::error_message.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+        .context("claiming tasks")?;
+        let claimed = if won == 0 {
+            Vec::new()
+        } else {
+            pt::table
+                .filter(pt::task_id.eq_any(task_ids))
+                .filter(pt::lease_owner.eq(owner))
+                .filter(pt::status.eq(TaskStatus::Processing.code()))
+                .select(ClaimedTask::as_select())
+                .load(conn)
+                .await
+                .context("reading claimed tasks")?
+        };
+        let ids: Vec<i64> = claimed.iter().map(|t| t.id).collect();
+        crate::history::record_changes(conn, TaskStatus::Pending.code(), &ids).await?;
+        Ok(claimed)
+    })
+    .await
 }

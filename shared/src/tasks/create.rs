@@ -11,22 +11,18 @@ pub async fn insert_tasks(
 ) -> anyhow::Result<usize> {
     let mut written = 0;
     for chunk in tasks.chunks(BATCH_ROWS) {
-        let inserted = conn
+        written += conn
             .transaction(async |conn| -> anyhow::Result<usize> {
-                crate::history::app_records_history(conn).await?;
-                let n = insert_recorded(conn, chunk).await?;
-                crate::history::triggers_record_history(conn).await?;
-                Ok(n)
+                insert_recorded(conn, chunk).await
             })
-            .await;
-        written += crate::history::after_transaction(conn, inserted).await?;
+            .await?;
     }
     Ok(written)
 }
 
 /// Inserts `tasks` (at most [`BATCH_ROWS`]) and records their creation in
-/// `task_status_history`, for a caller inside a transaction that began with
-/// [`crate::history::app_records_history`]. Returns the rows inserted.
+/// `task_status_history`, for a caller inside a transaction (so both
+/// commit or neither). Returns the rows inserted.
 pub(crate) async fn insert_recorded(
     conn: &mut diesel_async::AsyncMysqlConnection,
     tasks: &[NewTask],

@@ -117,8 +117,7 @@ pub async fn finish_batch(
     if batch.is_empty() {
         return Ok(FinishReport::default());
     }
-    let report = conn.transaction(async move |conn| -> anyhow::Result<FinishReport> {
-        crate::history::app_records_history(conn).await?;
+    conn.transaction(async move |conn| -> anyhow::Result<FinishReport> {
         let ids: Vec<String> = batch.iter().map(|(lease, _)| lease.id.to_string()).collect();
         let locked: Vec<LockedTask> = diesel::sql_query(format!(
             "SELECT id, lease_owner, attempts, status, retry_count, max_retries, video_id, task_type, \
@@ -277,13 +276,11 @@ pub async fn finish_batch(
                 .context("marking videos failed")?;
         }
         crate::history::record_changes(conn, TaskStatus::Processing.code(), &changed_ids).await?;
-        crate::history::triggers_record_history(conn).await?;
         let mut changed_videos: Vec<i64> =
             video_updates.iter().map(|(id, _)| *id).chain(failed_videos).collect();
         changed_videos.sort_unstable();
         changed_videos.dedup();
         Ok(FinishReport { finished: report, changed_videos })
     })
-    .await;
-    crate::history::after_transaction(conn, report).await
+    .await
 }

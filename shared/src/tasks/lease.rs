@@ -90,11 +90,12 @@ pub struct Reaped {
 /// Returns running tasks whose lease expired to pending (`retry_count + 1`,
 /// queued again at once), or fails those that used up `max_retries`.
 /// Finds candidates with a plain read (running rows are few and the read
-/// takes no locks), then updates them by primary key with the expiry
-/// re-checked, so a lease renewed in between is kept. Returns the tasks it
-/// changed (read back after the updates) so their cached status is fixed.
+/// takes no locks), then, in one transaction with their history, locks them
+/// by primary key with the expiry re-checked (a lease renewed in between is
+/// kept) and updates them. Returns the tasks it changed (read back after
+/// the updates) so their cached status is fixed.
 pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Result<Reaped> {
-    let expired: Vec<i64> = pt::table
+    let candidates: Vec<i64> = pt::table
         .filter(pt::status.eq(TaskStatus::Processing.code()))
         .filter(pt::lease_expires_at.lt(now3().nullable()))
         .select(pt::id)
@@ -102,74 +103,106 @@ pub async fn reap_expired_leases(conn: &mut PooledConnection<'_>) -> anyhow::Res
         .load(conn)
         .await
         .context("looking for expired leases")?;
-    if expired.is_empty() {
+    if candidates.is_empty() {
         return Ok(Reaped::default());
     }
-    let ids = expired.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let running = TaskStatus::Processing.code();
-    let failed = diesel::sql_query(format!(
-        "UPDATE processing_tasks SET status = {failed}, \
-         error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired on attempt ', attempts, ' with no retries left (the worker stopped responding)'), \
-         current_step = '{REAPED_FAILED_STEP}', completed_at = NOW(), lease_expires_at = NULL \
-         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3) AND retry_count >= max_retries",
-        failed = TaskStatus::Failed.code(),
-    ))
-    .execute(conn)
-    .await
-    .context("failing tasks whose lease expired too often")?;
-    let mut failed_videos = Vec::new();
-    if failed > 0 {
-        diesel::sql_query(format!(
-            "UPDATE videos SET status = {video_failed} WHERE id IN (SELECT video_id FROM processing_tasks \
-             WHERE id IN ({ids}) AND status = {failed} AND task_type = '{video_clip}' AND current_step = '{REAPED_FAILED_STEP}')",
-            video_failed = crate::videos::status::FAILED,
-            failed = TaskStatus::Failed.code(),
-            video_clip = crate::models::task_type::VIDEO_CLIP,
+    conn.transaction(async move |conn| -> anyhow::Result<Reaped> {
+        // Locked by primary key with the expiry re-checked: a lease renewed
+        // (or a task finished) since the read above is left alone.
+        let expired: Vec<ExpiredLease> = diesel::sql_query(format!(
+            "SELECT id, retry_count >= max_retries AS spent FROM processing_tasks \
+             WHERE id IN ({}) AND status = {running} AND lease_expires_at < NOW(3) \
+             ORDER BY id FOR UPDATE",
+            candidates.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+            running = TaskStatus::Processing.code(),
         ))
-        .execute(conn)
+        .load(conn)
         .await
-        .context("marking the videos of failed tasks failed")?;
-        failed_videos = pt::table
-            .filter(pt::id.eq_any(&expired))
-            .filter(pt::status.eq(TaskStatus::Failed.code()))
-            .filter(pt::task_type.eq(crate::models::task_type::VIDEO_CLIP))
-            .filter(pt::current_step.eq(REAPED_FAILED_STEP))
-            .select(pt::video_id)
-            .load(conn)
+        .context("locking tasks whose lease expired")?;
+        let list = |spent: bool| {
+            expired.iter().filter(|e| e.spent == spent).map(|e| e.id.to_string()).collect::<Vec<_>>()
+        };
+        let (spent, renewable) = (list(true), list(false));
+        let mut failed_videos = Vec::new();
+        let mut failed = 0;
+        if !spent.is_empty() {
+            let ids = spent.join(",");
+            failed = diesel::sql_query(format!(
+                "UPDATE processing_tasks SET status = {failed}, \
+                 error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired on attempt ', attempts, ' with no retries left (the worker stopped responding)'), \
+                 current_step = '{REAPED_FAILED_STEP}', completed_at = NOW(), lease_expires_at = NULL \
+                 WHERE id IN ({ids})",
+                failed = TaskStatus::Failed.code(),
+            ))
+            .execute(conn)
             .await
-            .context("reading the videos of failed tasks")?;
-    }
-    let requeued = diesel::sql_query(format!(
-        "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
-         retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
-         current_step = '{REAPED_STEP}', \
-         error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
-         WHERE id IN ({ids}) AND status = {running} AND lease_expires_at < NOW(3)",
-        pending = TaskStatus::Pending.code(),
-    ))
-    .execute(conn)
-    .await
-    .context("requeueing tasks whose lease expired")?;
-    let mut changed = Vec::new();
-    if requeued + failed > 0 {
-        // Only rows this call moved carry its step names; a lease renewed in
-        // between is still processing and keeps its cached status.
+            .context("failing tasks whose lease expired too often")?;
+            failed_videos = diesel::sql_query(format!(
+                "SELECT video_id FROM processing_tasks WHERE id IN ({ids}) AND task_type = '{video_clip}'",
+                video_clip = crate::models::task_type::VIDEO_CLIP,
+            ))
+            .load::<VideoOfTask>(conn)
+            .await
+            .context("reading the videos of failed tasks")?
+            .into_iter()
+            .map(|v| v.video_id)
+            .collect();
+            if !failed_videos.is_empty() {
+                diesel::update(videos::table.filter(videos::id.eq_any(&failed_videos)))
+                    .set(videos::status.eq(crate::videos::status::FAILED))
+                    .execute(conn)
+                    .await
+                    .context("marking the videos of failed tasks failed")?;
+            }
+        }
+        let mut requeued = 0;
+        if !renewable.is_empty() {
+            requeued = diesel::sql_query(format!(
+                "UPDATE processing_tasks SET status = {pending}, queued_at = NULL, \
+                 retry_count = retry_count + 1, next_attempt_at = NOW(3), lease_expires_at = NULL, \
+                 current_step = '{REAPED_STEP}', \
+                 error_message = CONCAT('lease of ', COALESCE(lease_owner, '?'), ' expired') \
+                 WHERE id IN ({})",
+                renewable.join(","),
+                pending = TaskStatus::Pending.code(),
+            ))
+            .execute(conn)
+            .await
+            .context("requeueing tasks whose lease expired")?;
+        }
+        let ids: Vec<i64> = expired.iter().map(|e| e.id).collect();
+        crate::history::record_changes(conn, TaskStatus::Processing.code(), &ids).await?;
         let rows: Vec<(String, i8, Option<String>)> = pt::table
-            .filter(pt::id.eq_any(&expired))
-            .filter(pt::current_step.eq_any([REAPED_STEP, REAPED_FAILED_STEP]))
-            .filter(pt::status.eq_any([TaskStatus::Pending.code(), TaskStatus::Failed.code()]))
+            .filter(pt::id.eq_any(&ids))
             .select((pt::task_id, pt::status, pt::current_step))
             .load(conn)
             .await
             .context("reading back reaped tasks")?;
-        changed = rows
+        let changed = rows
             .into_iter()
             .filter_map(|(id, code, step)| {
                 Some((id, TaskStatus::from_code(code).ok()?, step.unwrap_or_default()))
             })
             .collect();
-    }
-    Ok(Reaped { changed, requeued, failed, failed_videos })
+        Ok(Reaped { changed, requeued, failed, failed_videos })
+    })
+    .await
+}
+
+/// A running task whose lease expired, as locked by the reaper.
+#[derive(QueryableByName)]
+struct ExpiredLease {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    /// No retries left: the task fails instead of going back to pending.
+    #[diesel(sql_type = Bool)]
+    spent: bool,
+}
+
+#[derive(QueryableByName)]
+struct VideoOfTask {
+    #[diesel(sql_type = BigInt)]
+    video_id: i64,
 }
 
 /// `current_step` of a task the reaper sent back to pending.

@@ -1,10 +1,6 @@
-DROP TRIGGER trg_task_created;
-
 CREATE TRIGGER trg_task_created AFTER INSERT ON processing_tasks FOR EACH ROW
     INSERT INTO task_status_history (task_id, from_status, to_status, attempt, worker, reason)
     VALUES (NEW.id, NULL, NEW.status, NEW.attempts, NULL, 'created');
-
-DROP TRIGGER trg_task_status_changed;
 
 CREATE TRIGGER trg_task_status_changed AFTER UPDATE ON processing_tasks FOR EACH ROW
     INSERT INTO task_status_history (task_id, from_status, to_status, attempt, worker, reason)
