@@ -31,15 +31,13 @@ pub async fn cancel_tasks(
 ) -> anyhow::Result<usize> {
     let task_ids = task_ids.to_vec();
     conn.transaction(async move |conn| -> anyhow::Result<usize> {
-        let cancelling: Vec<(i64, i8)> = pt::table
-            .filter(pt::task_id.eq_any(&task_ids))
-            .filter(pt::status.le(TaskStatus::Processing.code()))
-            .order(pt::id)
-            .select((pt::id, pt::status))
-            .for_update()
-            .load(conn)
-            .await
-            .context("locking the tasks to cancel")?;
+        let cancelling = lock_in_status(
+            conn,
+            &task_ids,
+            &[TaskStatus::Pending.code(), TaskStatus::Processing.code()],
+        )
+        .await
+        .context("locking the tasks to cancel")?;
         if cancelling.is_empty() {
             return Ok(0);
         }
@@ -106,13 +104,7 @@ pub async fn retry_tasks(
                 crate::quotas::check_monthly_videos(conn, user_id, &username, n).await?;
             }
         }
-        let retrying: Vec<(i64, i8)> = pt::table
-            .filter(pt::task_id.eq_any(&task_ids))
-            .filter(pt::status.eq_any(retryable))
-            .order(pt::id)
-            .select((pt::id, pt::status))
-            .for_update()
-            .load(conn)
+        let retrying = lock_in_status(conn, &task_ids, &retryable)
             .await
             .context("locking the tasks to retry")?;
         let ids: Vec<i64> = retrying.iter().map(|(id, _)| *id).collect();
@@ -134,4 +126,22 @@ pub async fn retry_tasks(
         Ok(retried)
     })
     .await
+}
+
+/// Locks the rows among `task_ids` (public ids) whose status is one of
+/// `statuses`, in id order; returns `(row id, status)` of each, the
+/// "before" of the change the caller is about to make.
+async fn lock_in_status(
+    conn: &mut diesel_async::AsyncMysqlConnection,
+    task_ids: &[String],
+    statuses: &[i8],
+) -> diesel::QueryResult<Vec<(i64, i8)>> {
+    pt::table
+        .filter(pt::task_id.eq_any(task_ids))
+        .filter(pt::status.eq_any(statuses))
+        .order(pt::id)
+        .select((pt::id, pt::status))
+        .for_update()
+        .load(conn)
+        .await
 }
