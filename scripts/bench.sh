@@ -265,7 +265,7 @@ if [ "$what" = enqueue ] || [ "$what" = all ]; then
   sql "INSERT INTO videos (user_id, filename, original_filename, file_path, file_size, status)
        SELECT $user, CONCAT('v', seq, '.mp4'), CONCAT('v', seq, '.mp4'), CONCAT('uploads/v', seq, '.mp4'), 1000, 1 FROM seq_1_to_$n"
   start=$(now)
-  "$bin/enqueue" backfill --user bench >/dev/null
+  "$bin/enqueue" backfill --user bench >/dev/null 2>&1
   end=$(now)
   made=$(sql "SELECT COUNT(*) FROM processing_tasks")
   python3 -c "print(f'  backfill: {$made} tasks for {$n} videos in {$end - $start:.1f} s: {$made / ($end - $start):.0f} rows/s')"
@@ -285,15 +285,27 @@ if [ "$what" = latency ] || [ "$what" = all ]; then
   for _ in $(seq "$n"); do "$bin/enqueue" noop --count 1 >/dev/null; done
   while [ "$(sql "SELECT COUNT(*) FROM processing_tasks WHERE status = 2")" -lt $((n + 1)) ]; do sleep 0.2; done
   kill $s $w; wait
-  sql "SELECT TIMESTAMPDIFF(MICROSECOND, c.changed_at, p.changed_at) / 1000
+  # Per task: insert -> claim, and its two legs: insert -> queued_at (the
+  # scheduler's push) and queued_at -> claim (the worker's pop and claim).
+  sql "SELECT TIMESTAMPDIFF(MICROSECOND, c.changed_at, p.changed_at) / 1000,
+              TIMESTAMPDIFF(MICROSECOND, c.changed_at, t.queued_at) / 1000,
+              TIMESTAMPDIFF(MICROSECOND, t.queued_at, p.changed_at) / 1000, t.id
        FROM task_status_history c JOIN task_status_history p
          ON p.task_id = c.task_id AND p.to_status = 1 AND p.attempt = 1
+       JOIN processing_tasks t ON t.id = c.task_id
        WHERE c.from_status IS NULL AND c.task_id > $warmup" |
     python3 -c '
 import sys
-ms = sorted(float(l) for l in sys.stdin if l.strip())
-pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
-print(f"  {len(ms)} tasks: insert -> claim p50 {pick(0.5):.1f} ms, p90 {pick(0.9):.1f} ms, p99 {pick(0.99):.1f} ms, max {ms[-1]:.1f} ms")'
+rows = [tuple(float(x) for x in l.split()) for l in sys.stdin if l.strip()]
+def pct(col):
+    ms = sorted(r[col] for r in rows)
+    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+    return f"p50 {pick(0.5):.1f} ms, p90 {pick(0.9):.1f} ms, p99 {pick(0.99):.1f} ms, max {ms[-1]:.1f} ms"
+print(f"  {len(rows)} tasks: insert -> claim {pct(0)}")
+print(f"    insert -> queued (scheduler) {pct(1)}")
+print(f"    queued -> claim (worker) {pct(2)}")
+slow = sorted(rows, key=lambda r: -r[0])[: max(1, len(rows) // 100)]
+print("    slowest 1%: " + ", ".join(f"#{int(r[3])} {r[0]:.0f}={r[1]:.0f}+{r[2]:.0f}" for r in sorted(slow, key=lambda r: r[3])))'
 fi
 
 if [ "$what" = pipeline ] || [ "$what" = all ]; then

@@ -201,6 +201,7 @@ pub async fn backfill(
     let mut totals =
         Totals { last_video_id: (args.after_id > 0).then_some(args.after_id), ..Totals::default() };
     let mut after = args.after_id;
+    let mut tally = shared::quotas::InFlightTally::default();
     let verb = if args.dry_run { "would create" } else { "created" };
 
     loop {
@@ -232,6 +233,7 @@ pub async fn backfill(
             remaining.min(usize::MAX as u64) as usize,
             !args.dry_run,
             !args.force,
+            &mut tally,
         )
         .await
         .map_err(|e| {

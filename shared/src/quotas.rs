@@ -94,24 +94,116 @@ pub async fn check_monthly_videos(
     Ok(())
 }
 
+/// What a long run of batches (backfill) remembers of each user's video
+/// tasks in flight, so that a batch counts only the tasks created since the
+/// previous one instead of all of them: counting them all in every batch
+/// made a backfill of a million videos quadratic (1,000 rows/s after
+/// 300,000, BENCHMARKS.md "Enqueue throughput").
+///
+/// The remembered count can only be too high (tasks that finished since
+/// leave it, which frees room), except for failed tasks moved back into
+/// flight by `enqueue retry` during the run, which keep their old ids; so
+/// whenever a batch would be cut by the quota, the count is taken again in
+/// full before deciding ([`monthly_videos_room`]).
+#[derive(Debug, Default)]
+pub struct InFlightTally {
+    users: std::collections::HashMap<i64, Tally>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    /// Video tasks of the user in flight, as of the last count plus those
+    /// created since.
+    in_flight: i64,
+    /// Every task of the user with an id up to this one is in `in_flight`
+    /// (if it was in flight when counted).
+    counted_up_to: i64,
+}
+
+impl InFlightTally {
+    /// Records that this transaction created `n` video tasks for `user_id`
+    /// (call it after their INSERT, in the same transaction).
+    pub async fn created(
+        &mut self,
+        conn: &mut PooledConnection<'_>,
+        user_id: i64,
+        n: i64,
+    ) -> anyhow::Result<()> {
+        if let Some(tally) = self.users.get_mut(&user_id) {
+            tally.in_flight += n;
+            tally.counted_up_to = max_task_id(conn, user_id).await?;
+        }
+        Ok(())
+    }
+}
+
 /// How many more video tasks `user_id` may create now (`None`: no limit),
-/// with the quota row locked until the caller's transaction ends. For
-/// callers that create as many as fit (backfill).
-pub async fn monthly_videos_left(
+/// with the quota row locked until the caller's transaction ends, counting
+/// in-flight tasks incrementally through `tally` ([`InFlightTally`]): in
+/// full the first time and whenever fewer than `wanted` would fit, else
+/// only the tasks created since the tally's last look.
+pub async fn monthly_videos_room(
     conn: &mut PooledConnection<'_>,
     user_id: i64,
+    wanted: i64,
+    tally: &mut InFlightTally,
 ) -> anyhow::Result<Option<i64>> {
-    Ok(lock_monthly_videos(conn, user_id)
-        .await?
-        .map(|(total, used, in_flight, _)| (total - used - in_flight).max(0)))
+    let Some((total, used, _)) = lock_quota_row(conn, user_id).await? else { return Ok(None) };
+    if let Some(known) = tally.users.get(&user_id).copied() {
+        let since = count_in_flight(conn, user_id, Some(known.counted_up_to)).await?;
+        let left = total - used - known.in_flight - since;
+        if left >= wanted {
+            tally.users.insert(
+                user_id,
+                Tally {
+                    in_flight: known.in_flight + since,
+                    counted_up_to: max_task_id(conn, user_id).await?,
+                },
+            );
+            return Ok(Some(left));
+        }
+    }
+    let counted_up_to = max_task_id(conn, user_id).await?;
+    let in_flight = count_in_flight(conn, user_id, None).await?;
+    tally.users.insert(user_id, Tally { in_flight, counted_up_to });
+    Ok(Some((total - used - in_flight).max(0)))
+}
+
+/// The highest `processing_tasks.id` of the user's tasks (0 without any).
+async fn max_task_id(conn: &mut PooledConnection<'_>, user_id: i64) -> anyhow::Result<i64> {
+    let max: Option<i64> = pt::table
+        .filter(pt::user_id.eq(user_id))
+        .select(diesel::dsl::max(pt::id))
+        .get_result(conn)
+        .await
+        .context("reading a user's newest task")?;
+    Ok(max.unwrap_or(0))
+}
+
+/// The user's video tasks pending or processing (only those with an id
+/// above `after`, if given).
+async fn count_in_flight(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+    after: Option<i64>,
+) -> anyhow::Result<i64> {
+    let mut query = pt::table
+        .filter(pt::user_id.eq(user_id))
+        .filter(pt::task_type.eq(task_type::VIDEO_CLIP))
+        .filter(pt::status.le(TaskStatus::Processing.code()))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(pt::id.gt(after));
+    }
+    query.count().get_result(conn).await.context("counting a user's active tasks")
 }
 
 /// Locks the user's quota row (resetting it first if its period ended) and
-/// returns (total, used, in flight, period), or `None` without a quota row.
-async fn lock_monthly_videos(
+/// returns (total, used, period), or `None` without a quota row.
+async fn lock_quota_row(
     conn: &mut PooledConnection<'_>,
     user_id: i64,
-) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
+) -> anyhow::Result<Option<(i64, i64, String)>> {
     // Lazy reset, to the start of the current period.
     diesel::update(
         q::table
@@ -132,15 +224,19 @@ async fn lock_monthly_videos(
         .await
         .optional()
         .context("locking a quota")?;
-    let Some((total, used, period)) = quota else { return Ok(None) };
-    let in_flight: i64 = pt::table
-        .filter(pt::user_id.eq(user_id))
-        .filter(pt::task_type.eq(task_type::VIDEO_CLIP))
-        .filter(pt::status.le(TaskStatus::Processing.code()))
-        .count()
-        .get_result(conn)
-        .await
-        .context("counting a user's active tasks")?;
+    Ok(quota)
+}
+
+/// Locks the user's quota row and returns (total, used, in flight, period),
+/// or `None` without a quota row.
+async fn lock_monthly_videos(
+    conn: &mut PooledConnection<'_>,
+    user_id: i64,
+) -> anyhow::Result<Option<(i64, i64, i64, String)>> {
+    let Some((total, used, period)) = lock_quota_row(conn, user_id).await? else {
+        return Ok(None);
+    };
+    let in_flight = count_in_flight(conn, user_id, None).await?;
     Ok(Some((total, used, in_flight, period)))
 }
 

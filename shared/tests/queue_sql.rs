@@ -970,3 +970,75 @@ async fn retry_respects_the_quota_unless_forced() {
     assert_eq!(retry_tasks(&mut conn, &both[..1], false).await.unwrap(), 1, "one fits");
     assert_eq!(retry_tasks(&mut conn, &both[1..], true).await.unwrap(), 1, "forced");
 }
+
+/// A backfill's quota check across batches ([`shared::quotas::InFlightTally`]):
+/// each batch counts its own earlier tasks and those others created in
+/// between, and a failed task retried during the run (which keeps its old
+/// id, so the incremental count misses it) is caught by the full recount a
+/// batch makes before the quota would cut it. The quota ends exactly full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_batches_share_one_quota_tally() {
+    use shared::quotas::{set_monthly_videos, InFlightTally};
+    use shared::tasks::insert_tasks_for_idle_videos;
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let o = owner(&mut conn, "tally-user").await;
+    let user = o.user_id;
+    execute(
+        &mut conn,
+        &format!(
+            "INSERT INTO videos (user_id, filename, original_filename, file_path, file_size, status) \
+             SELECT {user}, CONCAT('t', seq, '.mp4'), 't.mp4', CONCAT('uploads/t', seq, '.mp4'), 1, 1 \
+             FROM seq_1_to_10"
+        ),
+    )
+    .await;
+    let video_ids: Vec<i64> = videos::table
+        .filter(videos::user_id.eq(user))
+        .filter(videos::id.ne(o.video_id))
+        .order(videos::id)
+        .select(videos::id)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let video_task = |n: usize| NewTask {
+        task_id: format!("tally-{n}"),
+        video_id: video_ids[n],
+        task_type: task_type::VIDEO_CLIP.to_string(),
+        ..task(&o, "unused")
+    };
+    // A failed task from before the run, for video 9.
+    create(&mut conn, &[video_task(9)]).await;
+    execute(&mut conn, "UPDATE processing_tasks SET status = 3 WHERE task_id = 'tally-9'").await;
+    set_monthly_videos(&mut conn, user, 6, "monthly").await.unwrap();
+
+    let mut tally = InFlightTally::default();
+    let batch =
+        async |conn: &mut PooledConnection<'_>, tally: &mut InFlightTally, n: [usize; 2]| {
+            let candidates = n.iter().map(|&i| video_task(i)).collect();
+            insert_tasks_for_idle_videos(conn, candidates, false, usize::MAX, true, true, tally)
+                .await
+                .expect("backfill batch")
+        };
+    // Batch 1: nothing in flight, both fit (2 in flight).
+    assert_eq!(batch(&mut conn, &mut tally, [0, 1]).await.created.len(), 2);
+    // Between batches: another program's task (3), and the retry (4).
+    create(&mut conn, &[video_task(8)]).await;
+    assert_eq!(retry_tasks(&mut conn, &["tally-9".to_string()], false).await.unwrap(), 1);
+    // Batch 2: the tally sees the other program's task but not the retried
+    // one (room 3 by its count, 2 in truth): both fit either way.
+    let second = batch(&mut conn, &mut tally, [2, 3]).await;
+    assert_eq!((second.created.len(), second.skipped_quota), (2, 0));
+    // Batch 3: the quota is full; without the retried task counted, one
+    // more would have fit.
+    let third = batch(&mut conn, &mut tally, [4, 5]).await;
+    assert_eq!((third.created.len(), third.skipped_quota), (0, 2), "{third:?}");
+    let in_flight = count(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) AS n FROM processing_tasks WHERE user_id = {user} AND status <= 1"
+        ),
+    )
+    .await;
+    assert_eq!(in_flight, 6, "the quota is exactly full");
+}

@@ -36,7 +36,10 @@ pub struct IdleVideoBatch {
 /// task for one video; the existing tasks are then read with one query and
 /// the chosen ones written with one multi-row INSERT. With `write` false
 /// nothing is locked or written and the answer says what would have been
-/// created (`--dry-run`). Returns what was created and why the rest was not.
+/// created (`--dry-run`). Quotas are checked through `tally`, which a run
+/// of batches keeps from one batch to the next so that each counts only
+/// the tasks created since ([`crate::quotas::InFlightTally`]). Returns what
+/// was created and why the rest was not.
 pub async fn insert_tasks_for_idle_videos(
     conn: &mut PooledConnection<'_>,
     tasks: Vec<NewTask>,
@@ -44,6 +47,7 @@ pub async fn insert_tasks_for_idle_videos(
     max_new: usize,
     write: bool,
     check_quotas: bool,
+    tally: &mut crate::quotas::InFlightTally,
 ) -> anyhow::Result<IdleVideoBatch> {
     if tasks.is_empty() {
         return Ok(IdleVideoBatch::default());
@@ -110,11 +114,18 @@ pub async fn insert_tasks_for_idle_videos(
                 batch.created.push(task);
             }
         }
-        if write && check_quotas && task_type == crate::models::task_type::VIDEO_CLIP {
-            drop_over_quota(conn, &mut batch).await?;
+        let quota_checked =
+            write && check_quotas && task_type == crate::models::task_type::VIDEO_CLIP;
+        if quota_checked {
+            drop_over_quota(conn, &mut batch, tally).await?;
         }
         if write && !batch.created.is_empty() {
             insert_recorded(conn, &batch.created).await?;
+        }
+        if quota_checked {
+            for (user_id, n) in per_user(&batch.created) {
+                tally.created(conn, user_id, n).await?;
+            }
         }
         Ok(batch)
     })
@@ -127,13 +138,12 @@ pub async fn insert_tasks_for_idle_videos(
 async fn drop_over_quota(
     conn: &mut PooledConnection<'_>,
     batch: &mut IdleVideoBatch,
+    tally: &mut crate::quotas::InFlightTally,
 ) -> anyhow::Result<()> {
-    let mut users: Vec<i64> = batch.created.iter().map(|t| t.user_id).collect();
-    users.sort_unstable();
-    users.dedup();
     let mut room = std::collections::HashMap::new();
-    for user_id in users {
-        if let Some(left) = crate::quotas::monthly_videos_left(conn, user_id).await? {
+    for (user_id, wanted) in per_user(&batch.created) {
+        if let Some(left) = crate::quotas::monthly_videos_room(conn, user_id, wanted, tally).await?
+        {
             room.insert(user_id, left);
         }
     }
@@ -153,4 +163,13 @@ async fn drop_over_quota(
     batch.skipped_quota += before - batch.created.len();
     batch.over_quota_users.extend(over);
     Ok(())
+}
+
+/// The number of tasks per user in `tasks`, by user id.
+fn per_user(tasks: &[NewTask]) -> std::collections::BTreeMap<i64, i64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for task in tasks {
+        *counts.entry(task.user_id).or_default() += 1;
+    }
+    counts
 }
