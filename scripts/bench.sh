@@ -296,7 +296,10 @@ if [ "$what" = latency ] || [ "$what" = all ]; then
        WHERE c.from_status IS NULL AND c.task_id > $warmup" |
     python3 -c '
 import sys
-rows = [tuple(float(x) for x in l.split()) for l in sys.stdin if l.strip()]
+lines = [l.split() for l in sys.stdin if l.strip()]
+rows = [tuple(float(x) for x in l) for l in lines if "NULL" not in l]
+if len(rows) < len(lines):
+    print(f"  {len(lines) - len(rows)} tasks claimed without queued_at (not counted)")
 def pct(col):
     ms = sorted(r[col] for r in rows)
     pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]

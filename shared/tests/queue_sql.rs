@@ -1042,3 +1042,51 @@ async fn backfill_batches_share_one_quota_tally() {
     .await;
     assert_eq!(in_flight, 6, "the quota is exactly full");
 }
+
+/// On an idle system (one pending row, when MariaDB's optimizer would pick
+/// any index) a worker's claim that arrives while the scheduler's queueing
+/// transaction holds the row waits for it instead of deadlocking with it:
+/// both lock the row before any secondary index entry. The deadlock's
+/// victim was the scheduler, whose retry paused dispatch for 110-190 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_racing_the_schedulers_queueing_waits_instead_of_deadlocking() {
+    let db = TestDb::new().await;
+    let mut scheduler = db.conn().await;
+    let mut worker = db.conn().await;
+    let mut observer = db.conn().await;
+    let o = owner(&mut scheduler, "race-user").await;
+    let ids = create(&mut scheduler, &[task(&o, "race-1")]).await;
+
+    // The scheduler's queueing transaction (scheduler/src/fill.rs), by hand
+    // so that the claim can wait on it.
+    execute(&mut scheduler, "BEGIN").await;
+    let due = lock_due_tasks(&mut scheduler, DueSelection::ByPriority, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    // The worker popped the id (pushed inside that transaction) and claims.
+    let popped = ["race-1".to_string()];
+    let claim = claim_tasks(&mut worker, &popped, "race-w#1", LONG_LEASE_MS);
+    tokio::pin!(claim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            done = &mut claim => panic!("the claim did not wait for the row: {done:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+        }
+        let waiting = count(
+            &mut observer,
+            "SELECT COUNT(*) AS n FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+        )
+        .await;
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the claim never waited on the row");
+    }
+    mark_queued(&mut scheduler, &ids).await.expect("the scheduler is not a deadlock victim");
+    execute(&mut scheduler, "COMMIT").await;
+    let claimed = claim.await.expect("the claim is not a deadlock victim");
+    assert_eq!(claimed.len(), 1, "the claim won the row after the commit");
+    let r = row(&mut observer, ids[0]).await;
+    assert_eq!(r.status(), TaskStatus::Processing);
+    assert!(r.queued_at.is_some(), "queued_at kept: the scheduler's commit came first");
+}

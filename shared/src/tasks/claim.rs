@@ -56,25 +56,30 @@ pub async fn claim_tasks(
         return Ok(Vec::new());
     }
     conn.transaction(async |conn| -> anyhow::Result<Vec<ClaimedTask>> {
-        let won = diesel::update(
-            pt::table
-                .filter(pt::task_id.eq_any(task_ids))
-                .filter(pt::status.eq(TaskStatus::Pending.code()))
-                .filter(pt::next_attempt_at.le(now3())),
-        )
-        .set((
-            pt::status.eq(TaskStatus::Processing.code()),
-            pt::lease_owner.eq(owner),
-            pt::lease_expires_at.eq(now_plus_millis(lease_millis).nullable()),
-            pt::attempts.eq(pt::attempts + 1),
-            pt::started_at.eq(sql::<Nullable<Timestamp>>("NOW()")),
-            pt::progress.eq(0),
-            pt::current_step.eq(step::STARTED),
-            pt::error_message.eq(None::<String>),
+        // By `uk_task_id`, named: with few pending rows MariaDB preferred
+        // `idx_waiting_since`, which locked that index's entry before the
+        // row, the opposite order of the scheduler's queueing transaction
+        // (row, then the index entry its `queued_at` update moves): a
+        // deadlock whose victim, the scheduler, paused 110-190 ms before
+        // retrying (BENCHMARKS.md, "Dispatch latency").
+        let placeholders = vec!["?"; task_ids.len()].join(", ");
+        let mut claim = diesel::sql_query(format!(
+            "UPDATE processing_tasks FORCE INDEX (uk_task_id) SET status = {processing}, \
+             lease_owner = ?, lease_expires_at = NOW(3) + INTERVAL {lease_micros} MICROSECOND, \
+             attempts = attempts + 1, started_at = NOW(), progress = 0, current_step = ?, \
+             error_message = NULL \
+             WHERE task_id IN ({placeholders}) AND status = {pending} AND next_attempt_at <= NOW(3)",
+            processing = TaskStatus::Processing.code(),
+            pending = TaskStatus::Pending.code(),
+            lease_micros = lease_millis * 1000,
         ))
-        .execute(conn)
-        .await
-        .context("claiming tasks")?;
+        .into_boxed()
+        .bind::<Text, _>(owner)
+        .bind::<Text, _>(step::STARTED);
+        for id in task_ids {
+            claim = claim.bind::<Text, _>(id);
+        }
+        let won = claim.execute(conn).await.context("claiming tasks")?;
         let claimed = if won == 0 {
             Vec::new()
         } else {
