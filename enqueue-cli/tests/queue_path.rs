@@ -87,6 +87,28 @@ fn high_priority_tasks_all_start_first_and_each_list_is_fifo() {
 }
 
 #[test]
+fn a_backlog_filled_two_batches_at_a_time_reaches_redis_in_database_order() {
+    let env = TestEnv::new();
+    // More than two of the scheduler's 1,000-row batches, all of one
+    // priority: each tick locks a batch, then a second one on another
+    // connection while the first is pushed.
+    let ids = env.noop(4500, &["--priority", "7"]);
+    let mut scheduler = env.spawn("scheduler", &["--min-queued", "10000"], "scheduler");
+    env.wait_until(Duration::from_secs(30), "every task queued", || {
+        env.count("SELECT COUNT(*) FROM processing_tasks WHERE queued_at IS NOT NULL") == 4500
+    });
+    scheduler.kill().unwrap();
+    scheduler.wait().unwrap();
+    let listed: Vec<String> = env
+        .redis(&["LRANGE", "queue:video_processing", "0", "-1"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed.len(), 4500, "each task pushed once");
+    assert!(listed == ids, "the list is not in creation order");
+}
+
+#[test]
 fn duplicate_entries_for_running_or_finished_tasks_are_dropped() {
     let env = TestEnv::new();
     let ids = env.noop(5, &[]);

@@ -16,7 +16,10 @@
 //!    least `min_queued`). Keeping Redis short keeps priorities meaningful:
 //!    the backlog stays ordered in the database, where a new high-priority
 //!    task overtakes it, and a million pending rows cost nothing but index
-//!    pages.
+//!    pages. With room for two batches, a full first batch is followed by
+//!    a second on another connection while the first is pushed and
+//!    marked (`fill::queue_backlog_by_priority`): a backlog drains on two
+//!    of MariaDB's cores.
 //!
 //! Ticks come every `--tick-ms`, and at once when a program that committed
 //! new tasks announces them on `queue:new_tasks` (`NewTaskSignal`): a new
@@ -245,19 +248,25 @@ async fn tick(
     let target = rate.observe(depth, options.min_queued);
     let room = target.saturating_sub(depth) as usize;
     if room > 0 {
-        let limit = room.min(BATCH);
-        let pushed = crate::fill::queue_due_tasks(
-            &mut conn,
-            DueSelection::ByPriority,
-            limit,
-            queue,
-            options.high_priority_threshold,
-        )
-        .await?;
-        report.pushed = pushed.len();
-        metrics::counter!("videoclip_tasks_queued_total").increment(pushed.len() as u64);
-        report.more_waiting = pushed.len() == limit;
-        rate.pushed(pushed.len());
+        let threshold = options.high_priority_threshold;
+        // Room for two batches: a backlog may be waiting, fill with two
+        // overlapping transactions (the second only if the first is full).
+        let (pushed, limit) = if room >= 2 * BATCH {
+            let n =
+                crate::fill::queue_backlog_by_priority(&mut conn, pool, BATCH, queue, threshold)
+                    .await?;
+            (n, 2 * BATCH)
+        } else {
+            let limit = room.min(BATCH);
+            let due = DueSelection::ByPriority;
+            let pushed =
+                crate::fill::queue_due_tasks(&mut conn, due, limit, queue, threshold).await?;
+            (pushed.len(), limit)
+        };
+        report.pushed = pushed;
+        metrics::counter!("videoclip_tasks_queued_total").increment(pushed as u64);
+        report.more_waiting = pushed == limit;
+        rate.pushed(pushed);
     }
     Ok(report)
 }
