@@ -24,6 +24,7 @@ use shared::BadInput;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 
 #[derive(Args, Debug)]
 pub struct BackfillArgs {
@@ -61,7 +62,7 @@ pub struct BackfillArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub after_id: i64,
     /// Videos looked at per transaction (one SELECT, one INSERT each)
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=BATCH_ROWS as i64))]
+    #[arg(long, default_value_t = BATCH_ROWS as u32, value_parser = clap::value_parser!(u32).range(1..=BATCH_ROWS as i64))]
     pub batch_size: u32,
     /// At most this many new tasks per second on average (default: unlimited)
     #[arg(long, value_parser = parse_rate, value_name = "PER_SECOND")]
@@ -149,12 +150,19 @@ struct Totals {
     limit_reached: bool,
 }
 
-/// Writes the new tasks' `task:status` (pending) and announces them, as the
-/// other creating commands do; a failure only warns.
-async fn cache_pending(queue: Option<&Queue>, tasks: &[NewTask]) {
-    let Some(queue) = queue else { return };
+/// Starts writing the new tasks' `task:status` (pending) and announcing
+/// them, as the other creating commands do, in `writes`, so the next batch
+/// is written to the database meanwhile (a first status written late
+/// changes nothing: `SET NX`); a failure only warns.
+fn cache_pending(writes: &mut JoinSet<()>, queue: Option<&Queue>, tasks: &[NewTask]) {
+    let Some(queue) = queue.cloned() else { return };
     let ids: Vec<String> = tasks.iter().map(|t| t.task_id.clone()).collect();
-    shared::registration::cache_pending(queue, &ids).await;
+    writes.spawn(async move { shared::registration::cache_pending(&queue, &ids).await });
+}
+
+/// Waits for the `task:status` writes started by [`cache_pending`].
+async fn finish_writes(writes: &mut JoinSet<()>) {
+    while writes.join_next().await.is_some() {}
 }
 
 /// `enqueue backfill`: creates tasks for the stored videos that match the
@@ -167,8 +175,11 @@ pub async fn backfill(
     args: BackfillArgs,
 ) -> anyhow::Result<ExitCode> {
     let config = validate(&args)?;
-    let pool = shared::db::connect(settings.require_database_url()?, 1).await?;
+    // Two connections: batches are written on one while the next page of
+    // videos is read on the other.
+    let pool = shared::db::connect(settings.require_database_url()?, 2).await?;
     let mut conn = shared::db::conn(&pool).await?;
+    let mut reader = shared::db::conn(&pool).await?;
     let user_id = match &args.user {
         Some(name) => Some(shared::users::require_user(&mut conn, name).await?.id),
         None => None,
@@ -203,6 +214,9 @@ pub async fn backfill(
     let mut after = args.after_id;
     let mut tally = shared::quotas::InFlightTally::default();
     let verb = if args.dry_run { "would create" } else { "created" };
+    // The page read while the previous batch was written, if any.
+    let mut prefetched: Option<anyhow::Result<Vec<shared::videos::VideoOwner>>> = None;
+    let mut writes = JoinSet::new();
 
     loop {
         if shutdown.is_triggered() {
@@ -210,7 +224,17 @@ pub async fn backfill(
             break;
         }
         let remaining = args.limit.map(|l| l - totals.created).unwrap_or(u64::MAX);
-        let page = shared::videos::page_after(&mut conn, &filter, after, batch).await?;
+        let page = match prefetched.take() {
+            Some(page) => page,
+            None => shared::videos::page_after(&mut reader, &filter, after, batch).await,
+        };
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                finish_writes(&mut writes).await;
+                return Err(e.context(resume_hint(&totals)));
+            }
+        };
         if page.is_empty() {
             break;
         }
@@ -226,26 +250,47 @@ pub async fn backfill(
                 max_retries: args.max_retries,
             })
             .collect();
-        let done = shared::tasks::insert_tasks_for_idle_videos(
-            &mut conn,
-            candidates,
-            args.missing,
-            remaining.min(usize::MAX as u64) as usize,
-            !args.dry_run,
-            !args.force,
-            &mut tally,
-        )
-        .await
-        .map_err(|e| {
-            let resume =
-                totals.last_video_id.map(|id| format!(" --after-id {id}")).unwrap_or_default();
-            e.context(format!(
-                "backfill stopped after creating {} task(s); resume with{resume}",
-                totals.created
-            ))
-        })?;
+        // The next page starts after this one's last video, which is where
+        // the next batch starts unless this one stops early (--limit): then
+        // the loop ends and the page read ahead is dropped.
+        let full = page.len() == batch;
+        let last_in_page = page[page.len() - 1].id;
+        let read_ahead = async {
+            if full {
+                Some(shared::videos::page_after(&mut reader, &filter, last_in_page, batch).await)
+            } else {
+                None
+            }
+        };
+        let (done, next_page) = tokio::join!(
+            shared::tasks::insert_tasks_for_idle_videos(
+                &mut conn,
+                candidates,
+                args.missing,
+                remaining.min(usize::MAX as u64) as usize,
+                !args.dry_run,
+                !args.force,
+                &mut tally,
+            ),
+            read_ahead
+        );
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                finish_writes(&mut writes).await;
+                return Err(e.context(resume_hint(&totals)));
+            }
+        };
+        if done.examined == page.len() {
+            prefetched = next_page;
+        }
         if !args.dry_run {
-            cache_pending(queue.as_ref(), &done.created).await;
+            // At most two batches' writes at a time: Redis keeps up or the
+            // walk waits for it.
+            if writes.len() >= 2 {
+                writes.join_next().await;
+            }
+            cache_pending(&mut writes, queue.as_ref(), &done.created);
         }
         if done.examined == 0 {
             break;
@@ -290,6 +335,7 @@ pub async fn backfill(
             }
         }
     }
+    finish_writes(&mut writes).await;
     // Keep the average at or under the rate to the end, so runs chained
     // with --limit/--after-id respect it too.
     if let (Some(rate), false, false) = (args.rate, args.dry_run, totals.interrupted) {
@@ -307,6 +353,13 @@ pub async fn backfill(
     }
     report(out, &args, &totals);
     Ok(if totals.interrupted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// What an error of the walk says after what was done: how many tasks were
+/// created and the `--after-id` to resume with.
+fn resume_hint(totals: &Totals) -> String {
+    let resume = totals.last_video_id.map(|id| format!(" --after-id {id}")).unwrap_or_default();
+    format!("backfill stopped after creating {} task(s); resume with{resume}", totals.created)
 }
 
 /// Prints the summary: one JSON object, or a few lines for people.

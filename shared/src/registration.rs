@@ -326,7 +326,7 @@ pub async fn cache_pending(queue: &Queue, task_ids: &[String]) {
                 (id.clone(), CachedStatus::now(TaskStatus::Pending, 0, pending))
             })
             .collect();
-        if let Err(e) = queue.set_statuses(&statuses).await {
+        if let Err(e) = queue.set_first_statuses(&statuses).await {
             tracing::warn!(
                 "task:status not written (tasks are in the database): {}",
                 crate::one_line(&e)

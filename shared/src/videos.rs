@@ -85,6 +85,15 @@ pub struct VideoFilter {
     pub status: Option<i8>,
 }
 
+/// One row of [`page_after`]'s query.
+#[derive(QueryableByName)]
+struct VideoId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    user_id: i64,
+}
+
 /// A video and its owner, as a backfill needs them.
 #[derive(Debug, Clone, Queryable)]
 pub struct VideoOwner {
@@ -98,7 +107,8 @@ pub struct VideoOwner {
 /// (`WHERE id > last ORDER BY id LIMIT n`, never OFFSET), so every page
 /// costs the same however deep the walk is and a walk can resume from the
 /// last id it finished. The page is read from `videos` alone (the primary
-/// key, or `idx_user_id`/`idx_status`, which end in `id`, walked in order)
+/// key, or `idx_user_id`/`idx_status`, which end in `id`, walked in order
+/// from `after_id` on)
 /// and the owners' names with a second lookup by primary key: a join would
 /// let the optimizer start from `users` and sort every matching video. The
 /// placeholder rows that no-op tasks point at (`noop://` paths, see
@@ -109,29 +119,42 @@ pub async fn page_after(
     after_id: i64,
     limit: usize,
 ) -> anyhow::Result<Vec<VideoOwner>> {
-    let mut query = videos::table
-        .filter(videos::id.gt(after_id))
-        .filter(videos::file_path.not_like("noop://%"))
-        .select((videos::id, videos::user_id))
-        .into_boxed();
+    use diesel::sql_types::{BigInt, Timestamp, TinyInt};
+    // The index is named because MariaDB's own choice made the walk
+    // quadratic: with `user_id = ?` it took `ref` access on idx_user_id and
+    // read the user's entries from the first one at every page (34 ms per
+    // page at 700,000 videos, BENCHMARKS.md "Enqueue throughput"). Named,
+    // it is a range from (user_id, after_id): each page reads its own rows.
+    let index = match (filter.user_id, filter.status) {
+        (Some(_), _) => "idx_user_id",
+        (None, Some(_)) => "idx_status",
+        (None, None) => "PRIMARY",
+    };
+    let mut query = diesel::sql_query(format!(
+        "SELECT id, user_id FROM videos FORCE INDEX ({index}) \
+         WHERE file_path NOT LIKE 'noop://%' AND id > ?"
+    ))
+    .into_boxed::<diesel::mysql::Mysql>()
+    .bind::<BigInt, _>(after_id);
     if let Some(user_id) = filter.user_id {
-        query = query.filter(videos::user_id.eq(user_id));
+        query = query.sql(" AND user_id = ?").bind::<BigInt, _>(user_id);
     }
     if let Some(since) = filter.created_since {
-        query = query.filter(videos::created_at.ge(since));
+        query = query.sql(" AND created_at >= ?").bind::<Timestamp, _>(since);
     }
     if let Some(before) = filter.created_before {
-        query = query.filter(videos::created_at.lt(before));
+        query = query.sql(" AND created_at < ?").bind::<Timestamp, _>(before);
     }
     if let Some(status) = filter.status {
-        query = query.filter(videos::status.eq(status));
+        query = query.sql(" AND status = ?").bind::<TinyInt, _>(status);
     }
-    let page: Vec<(i64, i64)> = query
-        .order(videos::id)
-        .limit(limit as i64)
+    let page: Vec<VideoId> = query
+        .sql(" ORDER BY id LIMIT ?")
+        .bind::<BigInt, _>(limit as i64)
         .load(conn)
         .await
         .context("reading a page of videos")?;
+    let page: Vec<(i64, i64)> = page.into_iter().map(|v| (v.id, v.user_id)).collect();
     let owner_ids: Vec<i64> = page.iter().map(|(_, user_id)| *user_id).collect();
     let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(page

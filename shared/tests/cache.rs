@@ -1,7 +1,8 @@
 //! The cache-aside read (`shared::cache::Cache::read_through`) against a
 //! private `redis-server`: miss then hit, the fill lease that keeps a value
 //! read before a writer's delete from being stored after it, and reads that
-//! go on when Redis is gone.
+//! go on when Redis is gone; and the first `task:status` of new tasks,
+//! which never overwrites a later one.
 //!
 //! The database side is a closure here (what it returns, and when a writer
 //! deletes the key, is up to the test); the real readers and writers are
@@ -9,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 use shared::cache::{Cache, Lookup};
-use shared::queue::Queue;
+use shared::models::TaskStatus;
+use shared::queue::{CachedStatus, Queue};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -183,4 +185,20 @@ async fn reads_go_on_without_redis() {
         .await
         .unwrap();
     assert_eq!((value, lookup), (row("db"), Lookup::Bypassed));
+}
+
+#[tokio::test]
+async fn a_new_tasks_first_status_written_late_leaves_a_later_one_alone() {
+    let redis = Redis::start();
+    let queue = Queue::connect(&redis.url()).await.unwrap();
+    let (claimed, fresh) = ("task-claimed".to_string(), "task-fresh".to_string());
+    // A worker claimed the first task before its creator wrote "pending".
+    let running = CachedStatus::now(TaskStatus::Processing, 10, Some("transcribe"));
+    queue.set_statuses(&[(claimed.clone(), running)]).await.unwrap();
+    shared::registration::cache_pending(&queue, &[claimed.clone(), fresh.clone()]).await;
+    let statuses = queue.get_statuses(&[claimed, fresh]).await.unwrap();
+    let codes: Vec<Option<i8>> = statuses.iter().map(|s| s.as_ref().map(|s| s.status)).collect();
+    assert_eq!(codes, [Some(TaskStatus::Processing.code()), Some(TaskStatus::Pending.code())]);
+    let ttl: i64 = redis.cli(&["TTL", "task:status:task-fresh"]).parse().unwrap();
+    assert!(ttl > 3500 && ttl <= 3600, "ttl {ttl}");
 }

@@ -183,6 +183,26 @@ impl Queue {
     /// Writes `task:status:{task_id}` for many tasks in one pipeline, each
     /// with the 1-hour TTL.
     pub async fn set_statuses(&self, statuses: &[(String, CachedStatus)]) -> anyhow::Result<()> {
+        self.write_statuses(statuses, None).await
+    }
+
+    /// Writes the first `task:status:{task_id}` of new tasks, where no key
+    /// exists yet (`SET NX`): a creator that writes it late, after a worker
+    /// already wrote "processing" or "completed", changes nothing.
+    pub async fn set_first_statuses(
+        &self,
+        statuses: &[(String, CachedStatus)],
+    ) -> anyhow::Result<()> {
+        self.write_statuses(statuses, Some(fred::types::SetOptions::NX)).await
+    }
+
+    /// The pipeline of SETs behind [`Self::set_statuses`] and
+    /// [`Self::set_first_statuses`].
+    async fn write_statuses(
+        &self,
+        statuses: &[(String, CachedStatus)],
+        options: Option<fred::types::SetOptions>,
+    ) -> anyhow::Result<()> {
         let pipeline = self.client.pipeline();
         let mut any = false;
         for (task_id, status) in statuses {
@@ -192,7 +212,7 @@ impl Queue {
                     status_key(task_id),
                     json,
                     Some(Expiration::EX(STATUS_TTL_SECONDS)),
-                    None,
+                    options.clone(),
                     false,
                 )
                 .await?;
