@@ -130,18 +130,36 @@ pub async fn retry_tasks(
 
 /// Locks the rows among `task_ids` (public ids) whose status is one of
 /// `statuses`, in id order; returns `(row id, status)` of each, the
-/// "before" of the change the caller is about to make.
+/// "before" of the change the caller is about to make. By `uk_task_id`,
+/// named, like the claim (`claim.rs`): served from a status-led index the
+/// lock would take that index's entry before the row, the opposite order
+/// of the scheduler's queueing, and the two could deadlock.
 async fn lock_in_status(
     conn: &mut diesel_async::AsyncMysqlConnection,
     task_ids: &[String],
     statuses: &[i8],
 ) -> diesel::QueryResult<Vec<(i64, i8)>> {
-    pt::table
-        .filter(pt::task_id.eq_any(task_ids))
-        .filter(pt::status.eq_any(statuses))
-        .order(pt::id)
-        .select((pt::id, pt::status))
-        .for_update()
-        .load(conn)
-        .await
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = TinyInt)]
+        status: i8,
+    }
+    if task_ids.is_empty() || statuses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; task_ids.len()].join(", ");
+    let codes: Vec<String> = statuses.iter().map(i8::to_string).collect();
+    let mut lock = diesel::sql_query(format!(
+        "SELECT id, status FROM processing_tasks FORCE INDEX (uk_task_id) \
+         WHERE task_id IN ({placeholders}) AND status IN ({}) ORDER BY id FOR UPDATE",
+        codes.join(", ")
+    ))
+    .into_boxed();
+    for id in task_ids {
+        lock = lock.bind::<Text, _>(id);
+    }
+    let rows: Vec<Locked> = lock.load(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
 }
