@@ -218,124 +218,119 @@ pub async fn backfill(
     let mut prefetched: Option<anyhow::Result<Vec<shared::videos::VideoOwner>>> = None;
     let mut writes = JoinSet::new();
 
-    loop {
-        if shutdown.is_triggered() {
-            totals.interrupted = true;
-            break;
-        }
-        let remaining = args.limit.map(|l| l - totals.created).unwrap_or(u64::MAX);
-        let page = match prefetched.take() {
-            Some(page) => page,
-            None => shared::videos::page_after(&mut reader, &filter, after, batch).await,
-        };
-        let page = match page {
-            Ok(page) => page,
-            Err(e) => {
-                finish_writes(&mut writes).await;
-                return Err(e.context(resume_hint(&totals)));
-            }
-        };
-        if page.is_empty() {
-            break;
-        }
-        let candidates: Vec<NewTask> = page
-            .iter()
-            .map(|video| NewTask {
-                task_id: uuid::Uuid::now_v7().to_string(),
-                user_id: video.user_id,
-                video_id: video.id,
-                task_type: args.task_type.clone(),
-                config: config.clone(),
-                priority: args.priority,
-                max_retries: args.max_retries,
-            })
-            .collect();
-        // The next page starts after this one's last video, which is where
-        // the next batch starts unless this one stops early (--limit): then
-        // the loop ends and the page read ahead is dropped.
-        let full = page.len() == batch;
-        let last_in_page = page[page.len() - 1].id;
-        let read_ahead = async {
-            if full {
-                Some(shared::videos::page_after(&mut reader, &filter, last_in_page, batch).await)
-            } else {
-                None
-            }
-        };
-        let (done, next_page) = tokio::join!(
-            shared::tasks::insert_tasks_for_idle_videos(
-                &mut conn,
-                candidates,
-                args.missing,
-                remaining.min(usize::MAX as u64) as usize,
-                !args.dry_run,
-                !args.force,
-                &mut tally,
-            ),
-            read_ahead
-        );
-        let done = match done {
-            Ok(done) => done,
-            Err(e) => {
-                finish_writes(&mut writes).await;
-                return Err(e.context(resume_hint(&totals)));
-            }
-        };
-        if done.examined == page.len() {
-            prefetched = next_page;
-        }
-        if !args.dry_run {
-            // At most two batches' writes at a time: Redis keeps up or the
-            // walk waits for it.
-            if writes.len() >= 2 {
-                writes.join_next().await;
-            }
-            cache_pending(&mut writes, queue.as_ref(), &done.created);
-        }
-        if done.examined == 0 {
-            break;
-        }
-        let last = page[done.examined - 1].id;
-        after = last;
-        totals.last_video_id = Some(last);
-        totals.scanned += done.examined as u64;
-        totals.created += done.created.len() as u64;
-        totals.skipped_active += done.skipped_active as u64;
-        totals.skipped_completed += done.skipped_completed as u64;
-        totals.skipped_quota += done.skipped_quota as u64;
-        let user_names: std::collections::HashMap<i64, &str> =
-            page.iter().map(|v| (v.user_id, v.username.as_str())).collect();
-        for user_id in &done.over_quota_users {
-            totals
-                .over_quota_users
-                .insert(user_names.get(user_id).copied().unwrap_or_default().to_string());
-        }
-        let owners: std::collections::HashMap<i64, &str> =
-            page.iter().map(|v| (v.id, v.username.as_str())).collect();
-        for task in &done.created {
-            let name = owners.get(&task.video_id).copied().unwrap_or_default();
-            *totals.users.entry(name.to_string()).or_default() += 1;
-        }
-        eprintln!(
-            "backfill: videos up to id {last}: {} looked at, {verb} {} task(s) in all, {} skipped (active), {} skipped (completed)",
-            totals.scanned, totals.created, totals.skipped_active, totals.skipped_completed
-        );
-        if args.limit.is_some_and(|l| totals.created >= l) {
-            totals.limit_reached = true;
-            break;
-        }
-        if page.len() < batch {
-            break;
-        }
-        if let (Some(rate), false) = (args.rate, args.dry_run) {
-            let delay = pacing_delay(totals.created, started.elapsed(), rate);
-            if !delay.is_zero() && shutdown.sleep(delay).await {
+    // The walk; its errors wait for the status writes already started, so
+    // every committed batch still gets its `task:status`.
+    let walked: anyhow::Result<()> = async {
+        loop {
+            if shutdown.is_triggered() {
                 totals.interrupted = true;
                 break;
             }
+            let remaining = args.limit.map(|l| l - totals.created).unwrap_or(u64::MAX);
+            let page = match prefetched.take() {
+                Some(page) => page,
+                None => shared::videos::page_after(&mut reader, &filter, after, batch).await,
+            };
+            let page = page.map_err(|e| e.context(resume_hint(&totals)))?;
+            if page.is_empty() {
+                break;
+            }
+            let candidates: Vec<NewTask> = page
+                .iter()
+                .map(|video| NewTask {
+                    task_id: uuid::Uuid::now_v7().to_string(),
+                    user_id: video.user_id,
+                    video_id: video.id,
+                    task_type: args.task_type.clone(),
+                    config: config.clone(),
+                    priority: args.priority,
+                    max_retries: args.max_retries,
+                })
+                .collect();
+            // The next page starts after this one's last video, which is where
+            // the next batch starts unless this one stops early (--limit): then
+            // the loop ends and the page read ahead is dropped.
+            let full = page.len() == batch;
+            let last_in_page = page[page.len() - 1].id;
+            let read_ahead = async {
+                if full {
+                    Some(shared::videos::page_after(&mut reader, &filter, last_in_page, batch).await)
+                } else {
+                    None
+                }
+            };
+            let (done, next_page) = tokio::join!(
+                shared::tasks::insert_tasks_for_idle_videos(
+                    &mut conn,
+                    candidates,
+                    args.missing,
+                    remaining.min(usize::MAX as u64) as usize,
+                    !args.dry_run,
+                    !args.force,
+                    &mut tally,
+                ),
+                read_ahead
+            );
+            let done = done.map_err(|e| e.context(resume_hint(&totals)))?;
+            if done.examined == page.len() {
+                prefetched = next_page;
+            }
+            if !args.dry_run {
+                // At most two batches' writes at a time: Redis keeps up or the
+                // walk waits for it.
+                if writes.len() >= 2 {
+                    writes.join_next().await;
+                }
+                cache_pending(&mut writes, queue.as_ref(), &done.created);
+            }
+            if done.examined == 0 {
+                break;
+            }
+            let last = page[done.examined - 1].id;
+            after = last;
+            totals.last_video_id = Some(last);
+            totals.scanned += done.examined as u64;
+            totals.created += done.created.len() as u64;
+            totals.skipped_active += done.skipped_active as u64;
+            totals.skipped_completed += done.skipped_completed as u64;
+            totals.skipped_quota += done.skipped_quota as u64;
+            let user_names: std::collections::HashMap<i64, &str> =
+                page.iter().map(|v| (v.user_id, v.username.as_str())).collect();
+            for user_id in &done.over_quota_users {
+                totals
+                    .over_quota_users
+                    .insert(user_names.get(user_id).copied().unwrap_or_default().to_string());
+            }
+            let owners: std::collections::HashMap<i64, &str> =
+                page.iter().map(|v| (v.id, v.username.as_str())).collect();
+            for task in &done.created {
+                let name = owners.get(&task.video_id).copied().unwrap_or_default();
+                *totals.users.entry(name.to_string()).or_default() += 1;
+            }
+            eprintln!(
+                "backfill: videos up to id {last}: {} looked at, {verb} {} task(s) in all, {} skipped (active), {} skipped (completed)",
+                totals.scanned, totals.created, totals.skipped_active, totals.skipped_completed
+            );
+            if args.limit.is_some_and(|l| totals.created >= l) {
+                totals.limit_reached = true;
+                break;
+            }
+            if page.len() < batch {
+                break;
+            }
+            if let (Some(rate), false) = (args.rate, args.dry_run) {
+                let delay = pacing_delay(totals.created, started.elapsed(), rate);
+                if !delay.is_zero() && shutdown.sleep(delay).await {
+                    totals.interrupted = true;
+                    break;
+                }
+            }
         }
+        Ok(())
     }
+    .await;
     finish_writes(&mut writes).await;
+    walked?;
     // Keep the average at or under the rate to the end, so runs chained
     // with --limit/--after-id respect it too.
     if let (Some(rate), false, false) = (args.rate, args.dry_run, totals.interrupted) {

@@ -36,14 +36,8 @@ pub async fn queue_due_tasks(
 ) -> anyhow::Result<Vec<DueTask>> {
     conn.transaction(async move |conn| -> anyhow::Result<Vec<DueTask>> {
         let due = tasks::lock_due_tasks(conn, selection, limit).await?;
-        if due.is_empty() {
-            return Ok(due);
-        }
         let to_front = !matches!(selection, DueSelection::ByPriority);
-        let ids: Vec<(&str, i8)> = due.iter().map(|t| (t.task_id.as_str(), t.priority)).collect();
-        queue.push(&ids, high_priority_threshold, to_front).await?;
-        let rows: Vec<i64> = due.iter().map(|t| t.id).collect();
-        tasks::mark_queued(conn, &rows).await?;
+        push_and_mark(conn, &due, queue, high_priority_threshold, to_front, None).await?;
         Ok(due)
     })
     .await
@@ -69,12 +63,13 @@ pub async fn queue_backlog_by_priority(
     conn.transaction(async move |conn| -> anyhow::Result<usize> {
         let first = tasks::lock_due_tasks(conn, DueSelection::ByPriority, limit).await?;
         if first.len() < limit {
-            push_and_mark(conn, &first, queue, high_priority_threshold, None).await?;
+            push_and_mark(conn, &first, queue, high_priority_threshold, false, None).await?;
             return Ok(first.len());
         }
         let (first_pushed, pushed_first) = tokio::sync::oneshot::channel::<()>();
         let mine = async {
-            push_and_mark(conn, &first, queue, high_priority_threshold, Some(first_pushed)).await
+            push_and_mark(conn, &first, queue, high_priority_threshold, false, Some(first_pushed))
+                .await
         };
         let next = async {
             let mut other = shared::db::conn(pool).await?;
@@ -85,7 +80,8 @@ pub async fn queue_backlog_by_priority(
                     // An error here means the first batch's push failed (its
                     // sender was dropped): push nothing out of order.
                     pushed_first.await.map_err(|_| anyhow::anyhow!("the first batch failed"))?;
-                    push_and_mark(other, &next, queue, high_priority_threshold, None).await?;
+                    push_and_mark(other, &next, queue, high_priority_threshold, false, None)
+                        .await?;
                     Ok(next.len())
                 })
                 .await
@@ -101,23 +97,28 @@ pub async fn queue_backlog_by_priority(
     .await
 }
 
-/// Pushes `due` (to the tail of their priority's list), tells `pushed`
-/// (if given) once the ids are in Redis, and marks them queued, inside the
-/// caller's transaction.
+/// Pushes `due` (to the head of the high-priority list with `to_front`,
+/// else to the tail of their priority's list), tells `pushed` (if given)
+/// once the ids are in Redis, and marks them queued, inside the caller's
+/// transaction.
 async fn push_and_mark(
     conn: &mut PooledConnection<'_>,
     due: &[DueTask],
     queue: &Queue,
     high_priority_threshold: i8,
+    to_front: bool,
     pushed: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> anyhow::Result<()> {
     if !due.is_empty() {
         let ids: Vec<(&str, i8)> = due.iter().map(|t| (t.task_id.as_str(), t.priority)).collect();
-        queue.push(&ids, high_priority_threshold, false).await?;
+        queue.push(&ids, high_priority_threshold, to_front).await?;
     }
     if let Some(pushed) = pushed {
         let _ = pushed.send(());
     }
-    let rows: Vec<i64> = due.iter().map(|t| t.id).collect();
-    tasks::mark_queued(conn, &rows).await
+    if !due.is_empty() {
+        let rows: Vec<i64> = due.iter().map(|t| t.id).collect();
+        tasks::mark_queued(conn, &rows).await?;
+    }
+    Ok(())
 }

@@ -154,15 +154,14 @@ pub async fn page_after(
         .load(conn)
         .await
         .context("reading a page of videos")?;
-    let page: Vec<(i64, i64)> = page.into_iter().map(|v| (v.id, v.user_id)).collect();
-    let owner_ids: Vec<i64> = page.iter().map(|(_, user_id)| *user_id).collect();
+    let owner_ids: Vec<i64> = page.iter().map(|v| v.user_id).collect();
     let names = crate::users::usernames(conn, &owner_ids).await?;
     Ok(page
         .into_iter()
-        .map(|(id, user_id)| VideoOwner {
-            id,
-            user_id,
-            username: names.get(&user_id).cloned().unwrap_or_default(),
+        .map(|v| VideoOwner {
+            id: v.id,
+            user_id: v.user_id,
+            username: names.get(&v.user_id).cloned().unwrap_or_default(),
         })
         .collect())
 }
